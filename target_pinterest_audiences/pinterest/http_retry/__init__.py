@@ -1,0 +1,146 @@
+"""Retry policy kept apart from the transport (after slack-sdk's ``http_retry``).
+
+* :mod:`.handler` - handlers deciding whether an attempt is retried and how long to wait,
+* :mod:`.interval` - interval calculators (exponential backoff),
+* :mod:`.jitter` - jitter (seedable).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .handler import (
+    ConnectionErrorRetryHandler,
+    HttpRequest,
+    HttpResponse,
+    RateLimitErrorRetryHandler,
+    RetryHandler,
+    RetryState,
+    ServerErrorRetryHandler,
+    TimeoutErrorRetryHandler,
+    parse_ratelimit_reset,
+    parse_retry_after,
+)
+from .interval import (
+    BackoffRetryIntervalCalculator,
+    FixedValueRetryIntervalCalculator,
+    RetryIntervalCalculator,
+)
+from .jitter import FullJitter, Jitter, NoJitter, RandomJitter
+
+
+def default_retry_handlers(
+    *,
+    seed: int | None = None,
+    backoff_base: float = 1.0,
+    backoff_factor: float = 2.0,
+    max_interval: float = 60.0,
+    wall_clock: Callable[[], float] = time.time,
+) -> list[RetryHandler]:
+    """429, 5xx/408, timeout and connection handlers sharing one seedable jitter."""
+    rng = random.Random(seed)
+
+    def calc() -> BackoffRetryIntervalCalculator:
+        return BackoffRetryIntervalCalculator(
+            backoff_base=backoff_base,
+            backoff_factor=backoff_factor,
+            max_interval=max_interval,
+            jitter=FullJitter(rng=rng),
+        )
+
+    return [
+        RateLimitErrorRetryHandler(calc(), wall_clock=wall_clock),
+        ServerErrorRetryHandler(calc()),
+        TimeoutErrorRetryHandler(calc()),
+        ConnectionErrorRetryHandler(calc()),
+    ]
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    reason: str
+    wait: float
+    exhausted: bool
+
+
+class RetryPolicy:
+    """Bounded retry budget per call plus the handlers deciding what is retryable.
+
+    ``max_attempts`` counts every attempt of a call (the first one included);
+    ``max_total_wait`` bounds the seconds slept between attempts of one call.
+    ``sleep`` and ``clock`` (monotonic) are injectable so tests run instantly;
+    the client also uses them for its pacers so that both agree on time.
+    """
+
+    def __init__(
+        self,
+        max_attempts: int = 8,
+        max_total_wait: float = 600.0,
+        *,
+        handlers: Sequence[RetryHandler] | None = None,
+        seed: int | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        self.max_attempts = max_attempts
+        self.max_total_wait = max_total_wait
+        self.handlers = (
+            list(handlers)
+            if handlers is not None
+            else default_retry_handlers(seed=seed, wall_clock=wall_clock)
+        )
+        self.sleep = sleep
+        self.clock = clock
+
+    def decide(
+        self,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None,
+        error: Exception | None,
+    ) -> RetryDecision | None:
+        """``None`` when no handler retries this outcome; else reason, wait and whether
+        the budget is exhausted (in which case the caller must give up)."""
+        for handler in self.handlers:
+            if handler.can_retry(state, request, response, error):
+                wait = max(0.0, float(handler.wait_seconds(state, request, response, error)))
+                exhausted = (
+                    state.attempts >= self.max_attempts or state.waited + wait > self.max_total_wait
+                )
+                return RetryDecision(handler.reason, wait, exhausted)
+        return None
+
+    def __repr__(self) -> str:
+        return (
+            f"RetryPolicy(max_attempts={self.max_attempts}, max_total_wait={self.max_total_wait})"
+        )
+
+
+__all__ = [
+    "BackoffRetryIntervalCalculator",
+    "ConnectionErrorRetryHandler",
+    "FixedValueRetryIntervalCalculator",
+    "FullJitter",
+    "HttpRequest",
+    "HttpResponse",
+    "Jitter",
+    "NoJitter",
+    "RandomJitter",
+    "RateLimitErrorRetryHandler",
+    "RetryDecision",
+    "RetryHandler",
+    "RetryIntervalCalculator",
+    "RetryPolicy",
+    "RetryState",
+    "ServerErrorRetryHandler",
+    "TimeoutErrorRetryHandler",
+    "default_retry_handlers",
+    "parse_ratelimit_reset",
+    "parse_retry_after",
+]
