@@ -456,7 +456,7 @@ class PinterestClient:
                     code=http_response.code if http_response else None,
                     api_message=http_response.message if http_response else None,
                     last_error=_describe_error(error) if error is not None else None,
-                    next_wait=decision.wait,
+                    next_wait=(decision.wait if state.attempts < self.retry.max_attempts else None),
                 ) from None
             if decision.reason == "429":
                 limiter.pause(decision.wait)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -59,6 +60,24 @@ def default_retry_handlers(
     ]
 
 
+class _VirtualTime:
+    """Monotonic clock advanced by an injected (fake) sleep function."""
+
+    def __init__(self, sleep: Callable[[float], None]) -> None:
+        self._sleep = sleep
+        self._slept = 0.0
+        self._lock = threading.Lock()
+
+    def sleep(self, seconds: float) -> None:
+        self._sleep(seconds)
+        with self._lock:
+            self._slept += max(0.0, seconds)
+
+    def clock(self) -> float:
+        with self._lock:
+            return time.monotonic() + self._slept
+
+
 @dataclass(frozen=True)
 class RetryDecision:
     reason: str
@@ -95,8 +114,15 @@ class RetryPolicy:
             if handlers is not None
             else default_retry_handlers(seed=seed, wall_clock=wall_clock)
         )
-        self.sleep = sleep
-        self.clock = clock
+        if sleep is not time.sleep and clock is time.monotonic:
+            # A fake sleep with the real clock would make pacers wait forever for time
+            # that never passes: let the clock advance by what was "slept".
+            virtual = _VirtualTime(sleep)
+            self.sleep: Callable[[float], None] = virtual.sleep
+            self.clock: Callable[[], float] = virtual.clock
+        else:
+            self.sleep = sleep
+            self.clock = clock
 
     def decide(
         self,
