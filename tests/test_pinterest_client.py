@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import email.utils
+import importlib
 import logging
 import random
 import threading
 import time
+from typing import Any
 
 import pytest
 
 from target_pinterest_audiences.pinterest import (
     PinterestApiError,
     PinterestAuthError,
+    PinterestClient,
     RateLimiter,
     RetryBudgetExhausted,
     RetryPolicy,
@@ -282,3 +285,361 @@ def test_token_manager_without_any_credentials() -> None:
 def test_logging_is_quiet_about_unused_module() -> None:
     # the package must not configure logging handlers on import
     assert not logging.getLogger("target_pinterest_audiences.pinterest.client").handlers
+
+
+# =========================================================================
+# Client tests against the real local HTTP emulator
+# =========================================================================
+PinterestEmulator: Any
+try:  # the emulator is developed in parallel; skip these tests until it exists
+    PinterestEmulator = importlib.import_module(
+        "target_pinterest_audiences.emulator.server"
+    ).PinterestEmulator
+except (ImportError, AttributeError):  # pragma: no cover - depends on the emulator
+    PinterestEmulator = None
+
+needs_emulator = pytest.mark.skipif(PinterestEmulator is None, reason="emulator not available")
+
+ACCT = "549755885175"
+CLIENT_ID = "test-client-id"
+
+
+@pytest.fixture
+def emu():
+    server = PinterestEmulator(page_size=2, min_audience_size=0)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+    assert server.spec_violations == [], server.spec_violations
+
+
+def make_client(
+    emu,
+    tmp_path,
+    *,
+    access_token: str | None = "test-access-token",
+    refresh: bool = True,
+    max_attempts: int = 8,
+    max_total_wait: float = 600,
+    ad_account_id: str = ACCT,
+    logger: logging.Logger | None = None,
+    configured_refresh_token: str = "test-refresh-token",
+    page_size: int = 2,
+):
+    clock = FakeClock()
+    tokens = TokenManager(
+        emu.url,
+        access_token=access_token,
+        refresh_token=configured_refresh_token if refresh else None,
+        client_id=CLIENT_ID if refresh else None,
+        client_secret="test-client-secret" if refresh else None,
+        token_dir=tmp_path / "tokens",
+        logger=logger,
+        sleep=clock.sleep,
+    )
+    policy = RetryPolicy(
+        max_attempts=max_attempts,
+        max_total_wait=max_total_wait,
+        seed=1234,
+        sleep=clock.sleep,
+        clock=clock,
+    )
+    client = PinterestClient(
+        emu.url, ad_account_id, tokens, retry=policy, read_timeout=10, page_size=page_size
+    )
+    return client, tokens, clock
+
+
+def _emails(n: int, start: int = 0) -> list[str]:
+    return [f"user{i}@example.com" for i in range(start, start + n)]
+
+
+def _members(emu, list_id: str) -> set[str]:
+    return set(emu.members(ACCT, list_id))
+
+
+def _assert_no_secrets(texts) -> None:
+    for text in texts:
+        for secret in SECRETS:
+            assert secret not in text, f"secret leaked in: {text[:200]}"
+        assert "@example.com" not in text, f"records leaked in: {text[:200]}"
+
+
+@needs_emulator
+def test_paging_lists_and_audiences(emu, tmp_path) -> None:
+    client, _, _ = make_client(emu, tmp_path)
+    ids = []
+    for i in range(5):
+        created = client.create_customer_list(f"list {i}", "EMAIL", _emails(3, i * 10))
+        assert isinstance(created["id"], str)
+        ids.append(created["id"])
+    lists = list(client.iter_customer_lists())
+    assert sorted(item["id"] for item in lists) == sorted(ids)
+    list_gets = [r for r in emu.requests if r.method == "GET" and r.path.endswith("customer_lists")]
+    assert len(list_gets) >= 3  # page_size=2 in the emulator: >2 pages followed
+    assert [item["id"] for item in client.find_customer_lists_by_name("list 3")] == [ids[3]]
+    assert client.find_customer_lists_by_name("list") == []
+    assert client.get_customer_list(ids[0])["name"] == "list 0"
+
+    audiences = [client.create_audience(f"aud {i}", ids[i], description="d") for i in range(5)]
+    assert all(isinstance(a["id"], str) for a in audiences)
+    assert sorted(a["id"] for a in client.iter_audiences()) == sorted(a["id"] for a in audiences)
+    found = client.find_customer_list_audience(ids[2])
+    assert found is not None and found["id"] == audiences[2]["id"]
+    again = client.create_audience("aud 2 bis", ids[2])
+    found = client.find_customer_list_audience(ids[2])
+    assert found is not None and found["id"] == again["id"]  # most recent wins
+    assert client.stats.reads >= 6 and client.stats.writes == 11
+
+
+@needs_emulator
+def test_create_and_update_membership(emu, tmp_path) -> None:
+    client, _, _ = make_client(emu, tmp_path)
+    created = client.create_customer_list("members", "EMAIL", _emails(4))
+    list_id = created["id"]
+    assert _members(emu, list_id) == set(_emails(4))
+    client.update_customer_list(list_id, "ADD", _emails(3, 10))
+    client.update_customer_list(list_id, "REMOVE", _emails(2))
+    assert _members(emu, list_id) == set(_emails(2, 2)) | set(_emails(3, 10))
+    with pytest.raises(ValueError):
+        client.update_customer_list(list_id, "DELETE", ["x"])
+
+
+@needs_emulator
+def test_429_retry_after_is_honoured(emu, tmp_path) -> None:
+    client, _, clock = make_client(emu, tmp_path)
+    list_id = client.create_customer_list("rl", "EMAIL", _emails(2))["id"]
+    emu.add_fault("status", method="PATCH", path=r"customer_lists", status=429, retry_after=7)
+    client.update_customer_list(list_id, "ADD", _emails(2, 5))
+    assert clock.sleeps == [7]
+    assert client.stats.retries_by_reason["429"] == 1
+    assert client.stats.retry_wait_seconds == 7
+    assert _members(emu, list_id) == set(_emails(2)) | set(_emails(2, 5))
+    # X-RateLimit-Reset (seconds until reset) when there is no Retry-After
+    emu.add_fault("status", method="PATCH", path=r"customer_lists", status=429, ratelimit_reset=11)
+    client.update_customer_list(list_id, "ADD", _emails(1, 20))
+    assert clock.sleeps[-1] == pytest.approx(11, abs=1)
+    # the limiter was paused until the reset time: everyone waited
+    assert client.write_limiter.paused_until <= clock()
+
+
+@needs_emulator
+def test_5xx_then_success(emu, tmp_path) -> None:
+    client, _, clock = make_client(emu, tmp_path)
+    list_id = client.create_customer_list("flaky", "EMAIL", _emails(2))["id"]
+    emu.add_fault("status", method="PATCH", path=r"customer_lists", status=500)
+    emu.add_fault("status", method="PATCH", path=r"customer_lists", status=503, skip=1)
+    client.update_customer_list(list_id, "ADD", _emails(2, 2))
+    assert [r.status for r in emu.requests if r.method == "PATCH"] == [500, 503, 200]
+    assert client.stats.retries_by_reason["5xx"] == 2
+    assert len(clock.sleeps) == 2 and all(0 <= s <= 2 for s in clock.sleeps)
+    emu.add_fault("status", method="GET", path=r"customer_lists", status=503)
+    assert len(list(client.iter_customer_lists())) == 1
+    assert _members(emu, list_id) == set(_emails(4))
+
+
+@needs_emulator
+@pytest.mark.parametrize("kind", ["drop_before", "drop_after"])
+def test_dropped_patch_is_retried(emu, tmp_path, kind) -> None:
+    client, _, _ = make_client(emu, tmp_path)
+    list_id = client.create_customer_list("dropped", "EMAIL", _emails(2))["id"]
+    emu.add_fault(kind, method="PATCH", path=r"customer_lists")
+    client.update_customer_list(list_id, "ADD", _emails(3, 2))
+    assert client.stats.retries_by_reason["connection"] == 1
+    assert _members(emu, list_id) == set(_emails(5))
+    emu.add_fault(kind, method="PATCH", path=r"customer_lists")
+    client.update_customer_list(list_id, "REMOVE", _emails(1))
+    assert _members(emu, list_id) == set(_emails(4, 1))
+
+
+@needs_emulator
+def test_dropped_create_raises_write_outcome_unknown(emu, tmp_path) -> None:
+    client, _, _ = make_client(emu, tmp_path)
+    emu.add_fault("drop_after", method="POST", path=r"customer_lists")
+    with pytest.raises(WriteOutcomeUnknown) as info:
+        client.create_customer_list("maybe", "EMAIL", _emails(3))
+    assert "POST customer_lists" in str(info.value)
+    _assert_no_secrets([str(info.value)])
+    # the create did happen: the caller looks up by name before creating again
+    assert len(client.find_customer_lists_by_name("maybe")) == 1
+    emu.add_fault("drop_before", method="POST", path=r"audiences")
+    with pytest.raises(WriteOutcomeUnknown):
+        client.create_audience("maybe aud", client.find_customer_lists_by_name("maybe")[0]["id"])
+    assert emu.audiences(ACCT) == [] or len(list(emu.audiences(ACCT))) == 0
+
+
+@needs_emulator
+def test_401_refresh_persists_rotated_token(emu, tmp_path) -> None:
+    import json
+    import os
+    import stat
+
+    client, _tokens, _ = make_client(emu, tmp_path)
+    list_id = client.create_customer_list("auth", "EMAIL", _emails(2))["id"]
+    emu.add_fault("expire_token")  # the token used by the next call expires after it
+    client.get_customer_list(list_id)
+    assert client.stats.token_refreshes == 0
+    client.update_customer_list(list_id, "ADD", _emails(1, 9))
+    assert [r.status for r in emu.requests if r.method == "PATCH"] == [401, 200]
+    assert client.stats.token_refreshes == 1
+    assert _members(emu, list_id) == set(_emails(2)) | {"user9@example.com"}
+    token_file = tmp_path / "tokens" / "refresh_token.json"
+    assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(token_file.parent).st_mode) == 0o700
+    stored = json.loads(token_file.read_text())
+    assert stored["refresh_token"] != "test-refresh-token"
+    assert set(stored) == {
+        "refresh_token",
+        "refresh_token_expires_at",
+        "configured_refresh_token_sha256",
+    }
+    # next run: the stored (rotated) refresh token is used
+    client2, tokens2, _ = make_client(emu, tmp_path, access_token=None)
+    assert tokens2.using_stored_refresh_token
+    assert client2.get_customer_list(list_id)["id"] == list_id
+    assert tokens2.using_stored_refresh_token  # it was accepted, no fallback
+    # a user who pastes a new refresh token is not overridden by the old file
+    tokens3 = TokenManager(
+        emu.url,
+        refresh_token="another-refresh-token",
+        client_id=CLIENT_ID,
+        client_secret="test-client-secret",
+        token_dir=tmp_path / "tokens",
+    )
+    assert not tokens3.using_stored_refresh_token
+
+
+@needs_emulator
+def test_refused_stored_token_falls_back_to_configured(emu, tmp_path, caplog) -> None:
+    import hashlib
+    import json
+
+    token_dir = tmp_path / "tokens"
+    token_dir.mkdir(mode=0o700)
+    (token_dir / "refresh_token.json").write_text(
+        json.dumps(
+            {
+                "refresh_token": "stale-refresh-token",
+                "refresh_token_expires_at": None,
+                "configured_refresh_token_sha256": hashlib.sha256(
+                    b"test-refresh-token"
+                ).hexdigest(),
+            }
+        )
+    )
+    client, tokens, _ = make_client(emu, tmp_path, access_token=None)
+    assert tokens.using_stored_refresh_token
+    with caplog.at_level(logging.WARNING):
+        assert list(client.iter_customer_lists()) == []
+    assert not tokens.using_stored_refresh_token
+    assert any("falling back" in r.getMessage() for r in caplog.records)
+    _assert_no_secrets(r.getMessage() for r in caplog.records)
+    assert "stale-refresh-token" not in caplog.text
+
+
+@needs_emulator
+def test_401_without_refresh_credentials(emu, tmp_path) -> None:
+    client, _, _ = make_client(emu, tmp_path, access_token="wrong-token", refresh=False)
+    with pytest.raises(PinterestAuthError) as info:
+        list(client.iter_customer_lists())
+    assert "access_token" in str(info.value)
+    assert "wrong-token" not in str(info.value)
+
+
+@needs_emulator
+def test_token_endpoint_refusal_names_settings(emu, tmp_path) -> None:
+    clock = FakeClock()
+    tokens = TokenManager(
+        emu.url,
+        refresh_token="test-refresh-token",
+        client_id=CLIENT_ID,
+        client_secret="not-the-secret",
+        sleep=clock.sleep,
+    )
+    with pytest.raises(PinterestAuthError) as info:
+        tokens.get()
+    text = str(info.value)
+    assert "client_secret" in text and "client_id" in text
+    assert "not-the-secret" not in text and "test-refresh-token" not in text
+
+
+@needs_emulator
+def test_403_and_404_fail_at_once_with_hints(emu, tmp_path) -> None:
+    client, _, clock = make_client(emu, tmp_path)
+    with pytest.raises(PinterestApiError) as info:
+        client.get_customer_list("999999")
+    assert info.value.status == 404
+    assert "segment_id" in str(info.value)
+    emu.add_fault("status", method="PATCH", path=r"customer_lists", status=403)
+    list_id = client.create_customer_list("forbidden", "EMAIL", _emails(1))["id"]
+    with pytest.raises(PinterestApiError) as info:
+        client.update_customer_list(list_id, "ADD", _emails(1, 1))
+    assert info.value.status == 403
+    assert "ads:write" in str(info.value) and "ad_account_id" in str(info.value)
+    assert clock.sleeps == []
+    assert client.stats.retries == 0
+    _assert_no_secrets([str(info.value)])
+
+
+@needs_emulator
+def test_retry_budget_exhausted_message(emu, tmp_path) -> None:
+    client, _, clock = make_client(emu, tmp_path, max_attempts=3)
+    list_id = client.create_customer_list("budget", "EMAIL", _emails(1))["id"]
+    emu.add_fault("status", method="PATCH", path=r"customer_lists", status=503, times=5)
+    with pytest.raises(RetryBudgetExhausted) as info:
+        client.update_customer_list(list_id, "ADD", _emails(10, 1))
+    err = info.value
+    assert err.attempts == 3 and err.status == 503
+    text = str(err)
+    assert f"PATCH customer_lists/{list_id} (ADD, 10 records)" in text
+    assert "503" in text
+    assert len(clock.sleeps) == 2
+    _assert_no_secrets([text])
+
+
+@needs_emulator
+def test_concurrent_updates(emu, tmp_path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    client, _, _ = make_client(emu, tmp_path)
+    list_id = client.create_customer_list("parallel", "EMAIL", _emails(1))["id"]
+    emu.add_fault("latency", method="PATCH", path=r"customer_lists", times=4, seconds=0.2)
+    emu.add_fault("expire_token")
+    client.get_customer_list(list_id)
+    batches = [_emails(5, 100 + 5 * i) for i in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda b: client.update_customer_list(list_id, "ADD", b), batches))
+    expected = set(_emails(1)).union(*batches)
+    assert _members(emu, list_id) == expected
+    assert client.stats.writes >= 9
+    assert client.stats.token_refreshes == 1
+    assert len(client._sessions) > 1
+    client.close()
+
+
+@needs_emulator
+def test_no_secret_or_records_in_logs(emu, tmp_path, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    client, _, _ = make_client(emu, tmp_path, max_attempts=2)
+    list_id = client.create_customer_list("logs", "EMAIL", _emails(3))["id"]
+    emu.add_fault("expire_token")
+    client.get_customer_list(list_id)
+    emu.add_fault("status", method="PATCH", path=r"customer_lists", status=429, retry_after=1)
+    client.update_customer_list(list_id, "ADD", _emails(2, 3))
+    emu.add_fault("drop_after", method="PATCH", path=r"customer_lists")
+    client.update_customer_list(list_id, "REMOVE", _emails(1))
+    errors = []
+    emu.add_fault("status", method="PATCH", path=r"customer_lists", status=500, times=3)
+    with pytest.raises(RetryBudgetExhausted) as info:
+        client.update_customer_list(list_id, "ADD", _emails(2, 50))
+    errors.append(str(info.value))
+    emu.add_fault("drop_after", method="POST", path=r"customer_lists")
+    with pytest.raises(WriteOutcomeUnknown) as info2:
+        client.create_customer_list("logs 2", "EMAIL", _emails(2, 70))
+    errors.append(str(info2.value))
+    errors.append(repr(client))
+    assert caplog.records
+    _assert_no_secrets([r.getMessage() for r in caplog.records])
+    _assert_no_secrets([caplog.text, *errors])

@@ -129,7 +129,11 @@ class PinterestClient:
         read_timeout: float = 120,
         retry: RetryPolicy | None = None,
         user_agent: str = "target-pinterest-audiences",
+        page_size: int = PAGE_SIZE,
     ) -> None:
+        if not 1 <= page_size <= PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {PAGE_SIZE}")
+        self.page_size = page_size
         self.api_url = api_url.rstrip("/")
         self.ad_account_id = str(ad_account_id)
         self.tokens = tokens
@@ -273,7 +277,7 @@ class PinterestClient:
         bookmark: str | None = None
         page = 0
         while True:
-            params: dict[str, Any] = {"page_size": PAGE_SIZE}
+            params: dict[str, Any] = {"page_size": self.page_size}
             if bookmark:
                 params["bookmark"] = bookmark
             page += 1
