@@ -643,3 +643,57 @@ def test_no_secret_or_records_in_logs(emu, tmp_path, caplog) -> None:
     assert caplog.records
     _assert_no_secrets([r.getMessage() for r in caplog.records])
     _assert_no_secrets([caplog.text, *errors])
+
+
+@needs_emulator
+def test_refresh_token_expiry_warning(tmp_path, caplog) -> None:
+    with PinterestEmulator(page_size=2, refresh_token_expires_in=5 * 86400) as server:
+        client, tokens, _ = make_client(server, tmp_path, access_token=None)
+        with caplog.at_level(logging.DEBUG):
+            assert list(client.iter_customer_lists()) == []
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert any("re-authorize" in r.getMessage() for r in warnings)
+        _assert_no_secrets([caplog.text])
+        assert tokens._refresh_token not in caplog.text
+        assert server.spec_violations == []
+
+
+@needs_emulator
+def test_read_timeouts(emu, tmp_path) -> None:
+    clock = FakeClock()
+    tokens = TokenManager(emu.url, access_token="test-access-token")
+    policy = RetryPolicy(seed=5, sleep=clock.sleep, clock=clock)
+    client = PinterestClient(emu.url, ACCT, tokens, retry=policy, read_timeout=0.3)
+    list_id = client.create_customer_list("slow", "EMAIL", _emails(2))["id"]
+    emu.add_fault("latency", method="PATCH", path=r"customer_lists", seconds=1.0)
+    client.update_customer_list(list_id, "ADD", _emails(2, 2))
+    assert client.stats.retries_by_reason["timeout"] == 1
+    assert _members(emu, list_id) == set(_emails(4))
+    emu.add_fault("latency", method="POST", path=r"customer_lists", seconds=1.0)
+    with pytest.raises(WriteOutcomeUnknown) as info:
+        client.create_customer_list("slow 2", "EMAIL", _emails(2, 10))
+    assert "read timeout" in str(info.value)
+    client.close()
+
+
+def test_hints_name_the_setting() -> None:
+    tokens = TokenManager("http://127.0.0.1:9/v5", access_token="test-access-token")
+    client = PinterestClient("http://127.0.0.1:9/v5", "123", tokens)
+    assert "ad_account_id" in (client._hint(404, None, "GET") or "")
+    assert "segment_id" in (client._hint(404, "643", "PATCH") or "")
+    assert "ads:write" in (client._hint(403, None, "POST") or "")
+    assert "request" in (client._hint(400, None, "POST") or "")
+    assert "test-access-token" not in repr(client)
+
+
+def test_connection_refused_create_is_retried_not_unknown() -> None:
+    # nothing listens on port 9: the request was never sent, so a create is safe to retry
+    clock = FakeClock()
+    tokens = TokenManager("http://127.0.0.1:9/v5", access_token="test-access-token")
+    policy = RetryPolicy(max_attempts=3, seed=1, sleep=clock.sleep, clock=clock)
+    client = PinterestClient("http://127.0.0.1:9/v5", "123", tokens, retry=policy)
+    with pytest.raises(RetryBudgetExhausted) as info:
+        client.create_customer_list("x", "EMAIL", ["a@example.com"])
+    assert info.value.last_reason == "connection"
+    assert "POST customer_lists (EMAIL, 1 records)" in str(info.value)
+    assert len(clock.sleeps) == 2
