@@ -1,0 +1,479 @@
+"""The Pinterest API v5 emulator, exercised over real HTTP with ``requests``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from target_pinterest_audiences.emulator import PinterestEmulator
+
+ACCOUNT = "549755885175"
+H = [f"{i:064x}" for i in range(1, 11)]
+
+
+@pytest.fixture
+def emu() -> Iterator[PinterestEmulator]:
+    with PinterestEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def api(emu: PinterestEmulator) -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        session.headers["Authorization"] = "Bearer test-access-token"
+        yield session
+
+
+def lists_url(emu: PinterestEmulator, account: str = ACCOUNT) -> str:
+    return f"{emu.url}/ad_accounts/{account}/customer_lists"
+
+
+def audiences_url(emu: PinterestEmulator, account: str = ACCOUNT) -> str:
+    return f"{emu.url}/ad_accounts/{account}/audiences"
+
+
+def create_list(api: requests.Session, emu: PinterestEmulator, name: str, hashes: list[str]) -> str:
+    r = api.post(
+        lists_url(emu), json={"name": name, "records": ",".join(hashes), "list_type": "EMAIL"}
+    )
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"])
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def refresh(
+    emu: PinterestEmulator,
+    token: str,
+    *,
+    secret: str = "test-client-secret",
+    continuous: bool = False,
+) -> requests.Response:
+    data = {"grant_type": "refresh_token", "refresh_token": token}
+    if continuous:
+        data["continuous_refresh"] = "true"
+    return requests.post(
+        f"{emu.url}/oauth/token",
+        data=data,
+        headers={"Authorization": basic("test-client-id", secret)},
+        timeout=5,
+    )
+
+
+# ---------------------------------------------------------------- customer lists
+
+
+def test_create_get_and_page_through_lists(emu: PinterestEmulator, api: requests.Session) -> None:
+    ids = [create_list(api, emu, f"list {i}", [H[i], f" {H[i + 1]} ", ""]) for i in range(5)]
+    assert ids == sorted(ids, key=int)
+    assert all(i.isdigit() for i in ids)
+    assert emu.members(ACCOUNT, ids[0]) == {H[0], H[1]}
+
+    got = api.get(f"{lists_url(emu)}/{ids[2]}").json()
+    assert got["name"] == "list 2" and got["id"] == ids[2]
+    assert got["num_uploaded_user_records"] == 2 and got["num_batches"] == 1
+
+    seen: list[str] = []
+    pages = 0
+    params: dict[str, str] = {}
+    while True:
+        body = api.get(lists_url(emu), params=params).json()
+        pages += 1
+        assert len(body["items"]) <= 2  # emulator default page_size
+        seen += [item["id"] for item in body["items"]]
+        if not body["bookmark"]:
+            break
+        params = {"bookmark": body["bookmark"]}
+    assert seen == ids and pages == 3
+
+    desc = api.get(lists_url(emu), params={"order": "DESCENDING", "page_size": "250"}).json()
+    assert [item["id"] for item in desc["items"]] == ids[::-1]
+    assert desc["bookmark"] is None
+    assert api.get(lists_url(emu, "42")).json() == {"items": [], "bookmark": None}
+    assert emu.spec_violations == []
+
+
+def test_patch_add_and_remove(emu: PinterestEmulator, api: requests.Session) -> None:
+    list_id = create_list(api, emu, "l", H[:3])
+    url = f"{lists_url(emu)}/{list_id}"
+    r = api.patch(url, json={"operation_type": "ADD", "records": ",".join(H[3:6])})
+    assert r.status_code == 200
+    assert emu.members(ACCOUNT, list_id) == set(H[:6])
+    r = api.patch(url, json={"operation_type": "REMOVE", "records": f"{H[0]},{H[9]}"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["num_batches"] == 3
+    assert body["num_uploaded_user_records"] == 6
+    assert body["num_removed_user_records"] == 2
+    assert emu.members(ACCOUNT, list_id) == set(H[1:6])
+    assert (
+        api.patch(
+            f"{lists_url(emu)}/999", json={"operation_type": "ADD", "records": H[0]}
+        ).status_code
+        == 404
+    )
+    assert api.get(f"{lists_url(emu)}/999").json()["message"]
+    assert emu.spec_violations == []
+
+
+def test_large_patch_is_fast(emu: PinterestEmulator, api: requests.Session) -> None:
+    list_id = create_list(api, emu, "big", [])
+    records = ",".join(f"{i:064x}" for i in range(10_000))
+    started = time.perf_counter()
+    for _ in range(5):
+        r = api.patch(
+            f"{lists_url(emu)}/{list_id}", json={"operation_type": "ADD", "records": records}
+        )
+        assert r.status_code == 200
+    assert time.perf_counter() - started < 3
+    assert len(emu.members(ACCOUNT, list_id)) == 10_000
+    assert emu.spec_violations == []
+
+
+# ---------------------------------------------------------------- audiences
+
+
+def test_audiences_create_list_and_min_size() -> None:
+    with PinterestEmulator(min_audience_size=3) as emu, requests.Session() as api:
+        api.headers["Authorization"] = "Bearer test-access-token"
+        small = create_list(api, emu, "small", H[:2])
+        big = create_list(api, emu, "big", H[:5])
+
+        def create(list_id: str) -> requests.Response:
+            return api.post(
+                audiences_url(emu),
+                json={
+                    "name": f"aud {list_id}",
+                    "audience_type": "CUSTOMER_LIST",
+                    "rule": {"customer_list_id": list_id},
+                    "description": "d",
+                },
+            )
+
+        refused = create(small)
+        assert refused.status_code == 400
+        assert refused.json()["code"] == 2613
+        assert "too small" in refused.json()["message"]
+        assert create("12345").status_code == 404
+
+        made = create(big)
+        assert made.status_code == 200
+        audience = made.json()
+        assert audience["size"] == 5 and audience["rule"]["customer_list_id"] == big
+        assert [a["id"] for a in emu.audiences(ACCOUNT)] == [audience["id"]]
+
+        emu.seed_audience(ACCOUNT, "seeded", big)
+        emu.seed_audience(ACCOUNT, "seeded 2", big)
+        names: list[str] = []
+        params: dict[str, str] = {}
+        while True:
+            body = api.get(audiences_url(emu), params=params).json()
+            names += [a["name"] for a in body["items"]]
+            if not body["bookmark"]:
+                break
+            params = {"bookmark": body["bookmark"]}
+        assert names == [f"aud {big}", "seeded", "seeded 2"]
+
+        got = api.get(f"{audiences_url(emu)}/{audience['id']}")
+        assert got.json()["name"] == f"aud {big}"
+        patched = api.patch(
+            f"{audiences_url(emu)}/{audience['id']}", json={"name": "renamed", "description": "new"}
+        )
+        assert patched.json()["name"] == "renamed"
+        assert api.get(f"{audiences_url(emu)}/777").status_code == 404
+        assert emu.spec_violations == []
+
+
+# ---------------------------------------------------------------- spec validation
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload", "needle"),
+    [
+        (
+            "PATCH",
+            "/customer_lists/{list}",
+            {"operation_type": "DELETE", "records": "x"},
+            "operation_type",
+        ),
+        ("PATCH", "/customer_lists/{list}", {"operation_type": "ADD"}, "records"),
+        ("POST", "/customer_lists", {"name": "n"}, "records"),
+        (
+            "POST",
+            "/customer_lists",
+            {"name": "n", "records": "a", "list_type": "PHONE"},
+            "list_type",
+        ),
+        ("GET", "/customer_lists?page_size=500", None, "page_size"),
+        ("GET", "/audiences?order=UP", None, "order"),
+        ("POST", "/audiences", {"name": "a", "rule": {}}, "audience_type"),
+    ],
+)
+def test_spec_rejects_bad_requests(
+    emu: PinterestEmulator,
+    api: requests.Session,
+    method: str,
+    path: str,
+    payload: dict[str, str] | None,
+    needle: str,
+) -> None:
+    list_id = emu.seed_list(ACCOUNT, "l", {H[0]})
+    url = f"{emu.url}/ad_accounts/{ACCOUNT}" + path.format(list=list_id)
+    r = api.request(method, url, json=payload)
+    assert r.status_code == 400
+    assert r.json()["code"] == 1
+    assert len(emu.spec_violations) == 1 and needle in emu.spec_violations[0]
+    assert emu.members(ACCOUNT, list_id) == {H[0]}
+
+
+def test_spec_rejects_bad_path_and_unknown_paths(
+    emu: PinterestEmulator, api: requests.Session
+) -> None:
+    r = api.get(f"{emu.url}/ad_accounts/12ab/customer_lists")
+    assert r.status_code == 400 and "ad_account_id" in r.json()["message"]
+    assert api.get(f"{emu.url}/ad_accounts/1/pins").status_code == 404
+    assert api.delete(f"{emu.url}/ad_accounts/1/customer_lists").status_code == 405
+    r = api.post(lists_url(emu), data="name=x", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 400
+    assert len(emu.spec_violations) == 4
+
+
+# ---------------------------------------------------------------- auth
+
+
+def test_requires_a_valid_bearer_token(emu: PinterestEmulator) -> None:
+    r = requests.get(lists_url(emu), timeout=5)
+    assert r.status_code == 401
+    assert r.json() == {"code": 2, "message": "Authentication failed."}
+    r = requests.get(lists_url(emu), headers={"Authorization": "Bearer nope"}, timeout=5)
+    assert r.status_code == 401
+    assert emu.requests[-1].auth == "bearer"
+    assert "nope" not in json.dumps([vars(x) for x in emu.requests])
+    assert emu.spec_violations == []
+
+
+def test_token_refresh_and_continuous_rotation(emu: PinterestEmulator) -> None:
+    assert refresh(emu, "test-refresh-token", secret="wrong").status_code == 401
+    assert refresh(emu, "bogus").status_code == 400
+
+    plain = refresh(emu, "test-refresh-token")
+    assert plain.status_code == 200
+    body = plain.json()
+    assert body["token_type"] == "bearer" and body["response_type"] == "refresh_token"
+    assert body["refresh_token"] == "test-refresh-token"  # not rotated without the flag
+    r = requests.get(
+        lists_url(emu), timeout=5, headers={"Authorization": f"Bearer {body['access_token']}"}
+    )
+    assert r.status_code == 200
+
+    rotated = refresh(emu, "test-refresh-token", continuous=True).json()
+    new_refresh = rotated["refresh_token"]
+    assert new_refresh != "test-refresh-token"
+    assert rotated["refresh_token_expires_in"] > 59 * 24 * 3600
+    assert rotated["refresh_token_expires_at"] > time.time()
+    assert refresh(emu, "test-refresh-token").status_code == 400  # old one is dead
+    assert refresh(emu, new_refresh, continuous=True).status_code == 200
+    assert emu.requests[0].auth == "basic"
+    assert emu.spec_violations == []
+
+
+def test_refresh_token_expiry_option() -> None:
+    with PinterestEmulator(refresh_token_expires_in=7 * 24 * 3600) as emu:
+        body = refresh(emu, "test-refresh-token", continuous=True).json()
+        assert body["refresh_token_expires_in"] <= 7 * 24 * 3600
+        assert emu.spec_violations == []
+
+
+def test_token_lifetime_in_calls(emu: PinterestEmulator, api: requests.Session) -> None:
+    emu.set_token_lifetime(2)
+    assert api.get(lists_url(emu)).status_code == 200
+    assert api.get(lists_url(emu)).status_code == 200
+    assert api.get(lists_url(emu)).status_code == 401
+    fresh = refresh(emu, "test-refresh-token").json()["access_token"]
+    api.headers["Authorization"] = f"Bearer {fresh}"
+    assert api.get(lists_url(emu)).status_code == 200
+
+
+# ---------------------------------------------------------------- faults
+
+
+def test_status_fault_429_headers(emu: PinterestEmulator, api: requests.Session) -> None:
+    emu.add_fault(
+        "status",
+        method="POST",
+        path="customer_lists$",
+        status=429,
+        retry_after=3,
+        ratelimit_reset=7,
+    )
+    r = api.post(lists_url(emu), json={"name": "n", "records": H[0]})
+    assert r.status_code == 429
+    assert r.headers["Retry-After"] == "3"
+    assert r.headers["X-RateLimit-Reset"] == "7"
+    assert r.headers["X-RateLimit-Remaining"] == "0"
+    assert "X-RateLimit-Limit" in r.headers
+    assert set(r.json()) == {"code", "message"}
+    assert emu.lists(ACCOUNT) == []  # not applied
+    assert api.post(lists_url(emu), json={"name": "n", "records": H[0]}).status_code == 200
+    assert emu.faults_fired == [("status", "POST", f"/v5/ad_accounts/{ACCOUNT}/customer_lists")]
+    assert emu.requests[0].fault == "status" and emu.requests[0].status == 429
+
+
+def test_fault_skip_and_times(emu: PinterestEmulator, api: requests.Session) -> None:
+    emu.add_fault("status", method="GET", skip=1, times=2, status=503)
+    codes = [api.get(lists_url(emu)).status_code for _ in range(5)]
+    assert codes == [200, 503, 503, 200, 200]
+
+
+def test_drop_before_does_not_apply(emu: PinterestEmulator, api: requests.Session) -> None:
+    list_id = emu.seed_list(ACCOUNT, "l", {H[0]})
+    emu.add_fault("drop_before", method="PATCH")
+    with pytest.raises(requests.ConnectionError):
+        api.patch(f"{lists_url(emu)}/{list_id}", json={"operation_type": "ADD", "records": H[1]})
+    assert emu.members(ACCOUNT, list_id) == {H[0]}
+    assert emu.requests[-1].status == 0 and emu.requests[-1].fault == "drop_before"
+    # the session recovers on a new connection
+    r = api.patch(f"{lists_url(emu)}/{list_id}", json={"operation_type": "ADD", "records": H[1]})
+    assert r.status_code == 200
+    assert emu.members(ACCOUNT, list_id) == {H[0], H[1]}
+
+
+def test_drop_after_applies(emu: PinterestEmulator, api: requests.Session) -> None:
+    emu.add_fault("drop_after", method="POST", path="/customer_lists$")
+    with pytest.raises(requests.ConnectionError):
+        api.post(lists_url(emu), json={"name": "n", "records": f"{H[0]},{H[1]}"})
+    [created] = emu.lists(ACCOUNT)
+    assert emu.members(ACCOUNT, created["id"]) == {H[0], H[1]}
+    assert emu.requests[-1].status == 200 and emu.requests[-1].fault == "drop_after"
+
+
+def test_latency_fault_and_global_latency(emu: PinterestEmulator, api: requests.Session) -> None:
+    emu.add_fault("latency", method="GET", seconds=0.3)
+    started = time.perf_counter()
+    assert api.get(lists_url(emu)).status_code == 200
+    assert time.perf_counter() - started >= 0.3
+    emu.configure(latency=0.2)
+    started = time.perf_counter()
+    assert api.get(lists_url(emu)).status_code == 200
+    assert time.perf_counter() - started >= 0.2
+
+
+def test_expire_token_fault(emu: PinterestEmulator, api: requests.Session) -> None:
+    emu.add_fault("expire_token", method="GET")
+    assert api.get(lists_url(emu)).status_code == 200
+    assert api.get(lists_url(emu)).status_code == 401
+    fresh = refresh(emu, "test-refresh-token").json()["access_token"]
+    api.headers["Authorization"] = f"Bearer {fresh}"
+    assert api.get(lists_url(emu)).status_code == 200
+
+
+def test_bad_fault_kind_is_refused(emu: PinterestEmulator) -> None:
+    with pytest.raises(ValueError):
+        emu.add_fault("explode")
+    with pytest.raises(ValueError):
+        emu.add_fault("status")
+
+
+# ---------------------------------------------------------------- control API and persistence
+
+
+def test_control_api(emu: PinterestEmulator, api: requests.Session) -> None:
+    root = emu.root_url + "/_emulator"
+    list_id = create_list(api, emu, "l", [H[2], H[0]])
+    state = requests.get(f"{root}/state", timeout=5).json()
+    assert state["lists"][0]["id"] == list_id
+    assert state["lists"][0]["member_count"] == 2
+    assert state["lists"][0]["members"] == sorted([H[0], H[2]])
+    assert state["request_count"] == 1 and state["spec_violations"] == []
+
+    log = requests.get(f"{root}/requests", timeout=5).json()["requests"]
+    assert log[0]["body"]["records"] == "<omitted>" and log[0]["body"]["records_count"] == 2
+    assert "Bearer" not in json.dumps(log) and log[0]["auth"] == "bearer"
+    full = requests.get(f"{root}/requests", params={"bodies": 1}, timeout=5).json()["requests"]
+    assert full[0]["body"]["records"] == f"{H[2]},{H[0]}"
+
+    r = requests.post(
+        f"{root}/faults", json={"kind": "status", "status": 500, "method": "GET"}, timeout=5
+    )
+    assert r.status_code == 200
+    assert api.get(lists_url(emu)).status_code == 500
+    assert requests.get(f"{root}/state", timeout=5).json()["faults_fired"][0][0] == "status"
+
+    r = requests.post(f"{root}/config", json={"page_size": 1, "min_audience_size": 5}, timeout=5)
+    assert r.json()["page_size"] == 1 and emu.min_audience_size == 5
+    assert requests.post(f"{root}/config", json={"bogus": 1}, timeout=5).status_code == 400
+    r = requests.post(
+        f"{root}/seed_list",
+        json={"ad_account_id": ACCOUNT, "name": "s", "members": [H[5]]},
+        timeout=5,
+    )
+    assert emu.members(ACCOUNT, r.json()["id"]) == {H[5]}
+
+    assert requests.post(f"{root}/reset", timeout=5).status_code == 200
+    assert emu.lists(ACCOUNT) == [] and emu.requests == []
+    assert emu.spec_violations == []
+
+
+def test_state_round_trip(tmp_path: Path, emu: PinterestEmulator, api: requests.Session) -> None:
+    list_id = create_list(api, emu, "l", H[:3])
+    emu.seed_audience(ACCOUNT, "a", list_id)
+    rotated = refresh(emu, "test-refresh-token", continuous=True).json()["refresh_token"]
+    emu.save_state_file(tmp_path / "state.json")
+    with PinterestEmulator() as other:
+        other.load_state_file(tmp_path / "state.json")
+        assert other.members(ACCOUNT, list_id) == set(H[:3])
+        assert other.audiences(ACCOUNT)[0]["size"] == 3
+        assert refresh(other, rotated).status_code == 200
+        assert other.seed_list(ACCOUNT, "next", set()) > list_id
+
+
+def test_keep_alive_reuses_connection(emu: PinterestEmulator, api: requests.Session) -> None:
+    for _ in range(5):
+        assert api.get(lists_url(emu)).status_code == 200
+    ports = {conn for conn in emu._connections}
+    assert len(ports) == 1
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_cli_prints_url_and_persists_state(tmp_path: Path) -> None:
+    state_file = tmp_path / "emu.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "target_pinterest_audiences.emulator",
+        "--port",
+        "0",
+        "--state-file",
+        str(state_file),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line.startswith("pinterest-emulator listening on http://127.0.0.1:")
+        url = line.rsplit(" ", 1)[1]
+        assert url.endswith("/v5")
+        r = requests.post(
+            f"{url}/ad_accounts/{ACCOUNT}/customer_lists",
+            json={"name": "cli", "records": H[0]},
+            headers={"Authorization": "Bearer test-access-token"},
+            timeout=5,
+        )
+        assert r.status_code == 200
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+    saved = json.loads(state_file.read_text())
+    assert saved["lists"][0]["members"] == [H[0]]
