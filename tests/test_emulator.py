@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from target_pinterest_audiences.emulator import PinterestEmulator
+from target_pinterest_audiences.emulator import PinterestEmulator, token_fingerprint
 
 ACCOUNT = "549755885175"
 H = [f"{i:064x}" for i in range(1, 11)]
@@ -284,6 +284,10 @@ def test_token_refresh_and_continuous_rotation(emu: PinterestEmulator) -> None:
     assert refresh(emu, "test-refresh-token").status_code == 400  # old one is dead
     assert refresh(emu, new_refresh, continuous=True).status_code == 200
     assert emu.requests[0].auth == "basic"
+    logged = emu.requests[-1].body
+    assert logged["refresh_token"] == token_fingerprint(new_refresh)
+    assert logged["continuous_refresh"] == "true"
+    assert new_refresh not in json.dumps([vars(x) for x in emu.requests])
     assert emu.spec_violations == []
 
 

@@ -11,6 +11,7 @@ from .server import (
     FaultRule,
     PinterestEmulator,
     RecordedRequest,
+    token_fingerprint,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "FaultRule",
     "PinterestEmulator",
     "RecordedRequest",
+    "token_fingerprint",
 ]

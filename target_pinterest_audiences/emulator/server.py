@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
 import json
 import logging
 import re
@@ -72,9 +73,8 @@ class RecordedRequest:
 def _summarize_body(body: _Json) -> _Json:
     out: _Json = {}
     for key, value in body.items():
-        if key in ("records", "refresh_token", "code", "client_secret"):
-            if key == "records" and isinstance(value, str):
-                out["records_count"] = len([r for r in value.split(",") if r.strip()])
+        if key == "records" and isinstance(value, str):
+            out["records_count"] = len([r for r in value.split(",") if r.strip()])
             out[key] = "<omitted>"
         else:
             out[key] = value
@@ -770,7 +770,7 @@ class PinterestEmulator:
     def _violation(self, text: str) -> None:
         with self._lock:
             self.spec_violations.append(text)
-        logger.debug("spec violation: %s", text)
+        logger.debug("spec violation recorded (%d so far)", len(self.spec_violations))
 
     def _take_faults(self, method: str, path: str) -> list[FaultRule]:
         with self._lock:
@@ -800,7 +800,7 @@ class PinterestEmulator:
             method=method,
             path=path,
             query={k: v[0] if len(v) == 1 else v for k, v in parse_qs(parts.query).items()},
-            body=parse_body(content_type, raw_body) if self.record_bodies else None,
+            body=_redact(parse_body(content_type, raw_body)) if self.record_bodies else None,
             status=0,
             time=started,
             auth=auth_kind,
@@ -975,6 +975,20 @@ class PinterestEmulator:
         except (KeyError, TypeError, ValueError, re.error) as exc:
             return _Outcome(400, {"error": f"{type(exc).__name__}: {exc}"})
         return _Outcome(404, {"error": f"no control endpoint {method} {parts.path}"})
+
+
+_SECRET_FIELDS = ("refresh_token", "access_token", "client_secret", "code")
+
+
+def token_fingerprint(token: str) -> str:
+    """How a secret sent in a form body appears in the request log."""
+    return "sha256:" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:16]
+
+
+def _redact(body: Any) -> Any:
+    if isinstance(body, dict) and any(k in body for k in _SECRET_FIELDS):
+        return {k: token_fingerprint(str(v)) if k in _SECRET_FIELDS else v for k, v in body.items()}
+    return body
 
 
 def _bearer(headers: dict[str, str]) -> str | None:

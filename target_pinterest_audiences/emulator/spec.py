@@ -26,6 +26,7 @@ SPEC_FILE = "openapi-v5-audiences.json"
 SPEC_URI = "urn:pinterest-openapi-v5"
 BASE_PATH = "/v5"
 _MAX_MESSAGE = 400
+_MAX_VALUE_REPR = 80
 _NAME_MAPS = frozenset(
     {
         "properties",
@@ -88,7 +89,12 @@ def _short(text: str) -> str:
 
 def _error_text(where: str, error: ValidationError) -> str:
     location = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-    return _short(f"{where}{location}: {error.message}")
+    message = error.message
+    if len(repr(error.instance)) > _MAX_VALUE_REPR:
+        # never echo (possibly personal) request data at length: name the rule instead
+        expected = json.dumps(error.validator_value)
+        message = f"value ({type(error.instance).__name__}) fails {error.validator!r}: {expected}"
+    return _short(f"{where}{location}: {message}")
 
 
 class SchemaChecker:
