@@ -147,6 +147,11 @@ class MirrorPlan:
             for t in self._tables:
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS {t}")
             conn.commit()
+            if not self._pg:
+                # Give the staging page cache back before the connection returns to the pool.
+                conn.exec_driver_sql("PRAGMA temp.cache_size=-2000")
+                conn.exec_driver_sql("PRAGMA shrink_memory")
+                conn.commit()
             conn.close()
         except Exception:  # pragma: no cover - best effort; temp tables die with the session
             log.debug("could not drop staging tables", exc_info=True)
@@ -235,6 +240,9 @@ class Ledger:
     stale_after_seconds: float = 300.0
     #: Poll interval while waiting for a lock.
     poll_seconds: float = 0.25
+    #: SQLite page cache per connection, and for the staging tables of a diff (KiB).
+    sqlite_cache_kib: int = 16384
+    sqlite_stage_cache_kib: int = 32768
 
     def __init__(self, url: str | None, *, base_dir: Path | None = None) -> None:
         base = Path.cwd() if base_dir is None else Path(base_dir)
@@ -305,7 +313,7 @@ class Ledger:
 
     def _make_engine(self) -> Engine:
         if self._pg:
-            engine = sa.create_engine(self._url, pool_pre_ping=True)
+            engine = sa.create_engine(self._url, pool_pre_ping=True, pool_use_lifo=True)
         else:
             assert self._url.database
             path = Path(self._url.database)
@@ -314,7 +322,9 @@ class Ledger:
             if self._default_file is not None:
                 os.chmod(path.parent, 0o700)
             engine = sa.create_engine(
-                self._url, connect_args={"timeout": 60.0, "check_same_thread": False}
+                self._url,
+                pool_use_lifo=True,
+                connect_args={"timeout": 60.0, "check_same_thread": False},
             )
 
             @event.listens_for(engine, "connect")
@@ -324,9 +334,8 @@ class Ledger:
                 try:
                     cur.execute("PRAGMA journal_mode=WAL")
                     cur.execute("PRAGMA synchronous=NORMAL")
-                    cur.execute("PRAGMA cache_size=-32768")  # 32 MiB
+                    cur.execute(f"PRAGMA cache_size=-{self.sqlite_cache_kib}")
                     cur.execute("PRAGMA temp_store=FILE")
-                    cur.execute("PRAGMA temp.cache_size=-32768")
                 finally:
                     cur.close()
 
@@ -558,8 +567,14 @@ class Ledger:
                     f"INSERT INTO {LOCKS} (ad_account_id, list_key, owner, host, pid, "  # noqa: S608
                     "acquired_at, heartbeat_at) VALUES (:a, :l, :o, :h, :p, :t, :t)"
                 ),
-                {"a": ad_account_id, "l": list_key, "o": owner, "h": self._host,
-                 "p": os.getpid(), "t": now},
+                {
+                    "a": ad_account_id,
+                    "l": list_key,
+                    "o": owner,
+                    "h": self._host,
+                    "p": os.getpid(),
+                    "t": now,
+                },
             )
         return None
 
@@ -608,8 +623,17 @@ class Ledger:
         t_add, t_rem = f"tpa_stage_{run}_adds", f"tpa_stage_{run}_removes"
         tables = (t_raw, t_des, t_add, t_rem)
         conn = engine.connect()
-        plan = MirrorPlan(0, 0, 0, 0, _conn=conn, _adds_table=t_add, _removes_table=t_rem,
-                          _tables=tables, _pg=self._pg)
+        plan = MirrorPlan(
+            0,
+            0,
+            0,
+            0,
+            _conn=conn,
+            _adds_table=t_add,
+            _removes_table=t_rem,
+            _tables=tables,
+            _pg=self._pg,
+        )
         try:
             params = {"a": ad_account_id, "l": list_key}
             if self._pg:
@@ -647,6 +671,8 @@ class Ledger:
         t_rem: str,
         params: dict[str, str],
     ) -> None:
+        conn.exec_driver_sql(f"PRAGMA temp.cache_size=-{self.sqlite_stage_cache_kib}")
+        conn.commit()
         conn.begin()
         conn.exec_driver_sql(f"CREATE TEMP TABLE {t_raw} (member BLOB NOT NULL)")
         raw = conn.connection.driver_connection
@@ -757,9 +783,7 @@ class Ledger:
                         [(ad_account_id, list_key, m) for m in block],
                     )
 
-    def confirm_removed(
-        self, ad_account_id: str, list_key: str, hashes: Sequence[bytes]
-    ) -> None:
+    def confirm_removed(self, ad_account_id: str, list_key: str, hashes: Sequence[bytes]) -> None:
         """Forget members whose REMOVE Pinterest accepted (idempotent, one transaction)."""
         if not hashes:
             return
