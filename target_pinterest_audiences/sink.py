@@ -1,0 +1,294 @@
+"""One input stream = one Pinterest customer list: collect its members, check it names one list.
+
+Nothing is sent while the stream is read. The whole stream is collected (as member digests,
+spilled to disk beyond a bound) and checked first, so that a stream naming a second list
+after thousands of rows, or holding an invalid row under ``on_invalid_record=fail``,
+sends nothing at all.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from collections import Counter
+from dataclasses import dataclass, field
+from hashlib import sha256
+
+from singer_sdk.sinks import BatchSink
+
+from target_pinterest_audiences.identifiers import (
+    FIELD_INVALID,
+    FIELD_KIND,
+    IDENTIFIER_FIELDS,
+    MAX_EMAIL_LENGTH,
+    Invalid,
+    infer_list_type,
+    is_list_id,
+    member_digest,
+    parse_action,
+)
+from target_pinterest_audiences.members import MemberSet, MemberStore
+
+if t.TYPE_CHECKING:
+    from singer_sdk.sinks.core import BaseJSONSchemaValidator
+
+# Email is by far the most common identifier; its check is inlined on the hot path with the
+# same rule as identifiers.normalize_email (covered by a property test that they agree).
+from target_pinterest_audiences.identifiers import _EMAIL_RE
+
+_MISSING = "<missing>"
+_OTHER_FIELDS = IDENTIFIER_FIELDS[1:]
+
+
+class StreamRefused(Exception):
+    """The stream breaks a rule that makes it unsafe to send anything; the message says why."""
+
+
+@dataclass
+class StreamPlan:
+    """What one stream asks of Pinterest, once the whole stream is read and checked."""
+
+    stream: str
+    segment_name: str | None
+    segment_id: str | None
+    list_type: str
+    adds: MemberSet
+    removes: MemberSet
+    rows: int
+    invalid_by_reason: dict[str, int]
+    rejected_identifiers: dict[str, int]
+    kinds: set[str] = field(default_factory=set)
+
+    @property
+    def records_invalid(self) -> int:
+        return sum(self.invalid_by_reason.values())
+
+
+class AudienceSink(BatchSink):
+    """Collects one stream's members; the target syncs them once the input has ended."""
+
+    # Records never queue in the SDK's batches: `ingest` consumes them as they arrive.
+    max_size = 2**62
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        config = self.config
+        self.mirror = config.get("sync_mode", "explicit") == "mirror"
+        self.fail_on_invalid = config.get("on_invalid_record", "skip") == "fail"
+        self.members = MemberStore(spill_at=int(config.get("_member_spill_at", 250_000)))
+        self.rows = 0
+        self.invalid_by_reason: Counter[str] = Counter()
+        self.rejected_identifiers: Counter[str] = Counter()
+        self.kinds: set[str] = set()
+        self.first_failure: str | None = None
+        self.segment_conflict: str | None = None
+        self._segment_seen = False
+        self._segment_name_raw: object = None
+        self._segment_id_raw: object = None
+        self.segment_name: str | None = None
+        self.segment_id: str | None = None
+        self._metric_pending = 0
+
+    # The SDK validates each record against the stream's JSON schema and logs the failing
+    # record whole. Our own checks below are stricter and never quote a value.
+    def get_validator(self) -> BaseJSONSchemaValidator | None:
+        return None
+
+    def process_record(self, record: dict, context: dict) -> None:
+        # Reached only through the SDK's per-record path (stream maps configured).
+        self.ingest(record, self.rows + 1, count_metric=False)
+
+    def process_batch(self, context: dict) -> None:
+        # Drains carry nothing (records are ingested as they come); BATCH files carry records.
+        for record in context.get("records", ()):
+            self.ingest(record, self.rows + 1)
+
+    def ingest(self, record: object, line: int, *, count_metric: bool = True) -> None:
+        """Take one row. The hot path: keep it flat and cheap."""
+        self.rows += 1
+        if count_metric:
+            self._metric_pending += 1
+            if self._metric_pending == 4096:
+                self.record_counter_metric.increment(4096)
+                self._metric_pending = 0
+        if self.segment_conflict is not None:
+            return  # refused already; nothing of this stream will be sent
+        if type(record) is not dict:
+            self._invalid(Invalid.NOT_AN_OBJECT, line)
+            return
+        get = record.get
+        name = get("segment_name")
+        segment_id = get("segment_id")
+        if (name is not self._segment_name_raw and name != self._segment_name_raw) or (
+            segment_id is not self._segment_id_raw and segment_id != self._segment_id_raw
+        ):
+            self._check_segment(name, segment_id, line)
+        if self.mirror:
+            is_add = True
+        else:
+            action = get("action")
+            if action == "add" or action is None:
+                is_add = True
+            elif action == "remove":
+                is_add = False
+            else:
+                parsed = parse_action(action)
+                if parsed is None:
+                    self._invalid(Invalid.INVALID_ACTION, line)
+                    return
+                is_add = parsed
+
+        pending = self.members.pending
+        found = 0
+        first_problem: Invalid | None = None
+        email = get("email")
+        if email is not None and email != "":
+            if type(email) is str:
+                normalized = email.strip().lower()
+                if len(normalized) <= MAX_EMAIL_LENGTH and _EMAIL_RE.fullmatch(normalized):
+                    pending[sha256(normalized.encode()).digest()] = is_add
+                    found = 1
+                    self.kinds.add("EMAIL")
+                else:
+                    first_problem = Invalid.INVALID_EMAIL
+            else:
+                first_problem = Invalid.WRONG_TYPE
+        # The other identifier fields are rarer and take the general path.
+        for field_name in _OTHER_FIELDS:
+            value = get(field_name)
+            if value is None or value == "":
+                continue
+            digest = member_digest(field_name, value)
+            if type(digest) is bytes:
+                pending[digest] = is_add
+                found += 1
+                self.kinds.add(FIELD_KIND[field_name])
+            else:
+                problem = t.cast(Invalid, digest)
+                if first_problem is None:
+                    first_problem = problem
+                else:
+                    self.rejected_identifiers[problem.value] += 1
+        if not found:
+            self._invalid(first_problem or Invalid.MISSING_IDENTIFIER, line)
+            return
+        if first_problem is not None:
+            # A row with a valid identifier keeps it; its bad ones are counted, not sent.
+            self.rejected_identifiers[first_problem.value] += 1
+        if len(pending) >= self.members.spill_at:
+            self.members.spill()
+
+    def _invalid(self, reason: Invalid, line: int) -> None:
+        self.invalid_by_reason[reason.value] += 1
+        if self.fail_on_invalid and self.first_failure is None:
+            self.first_failure = (
+                f"row {self.rows} of stream '{self.stream_name}' (input line {line}) is invalid: "
+                f"{reason.value}"
+            )
+
+    def _check_segment(self, name: object, segment_id: object, line: int) -> None:
+        """Every row names the same list; the first row decides which, the rest must agree."""
+        if not self._segment_seen:
+            self._segment_seen = True
+            self._segment_name_raw, self._segment_id_raw = name, segment_id
+            self.segment_name = _clean_name(name)
+            self.segment_id = _clean_id(segment_id)
+            if name is not None and self.segment_name is None and name != "":
+                self._conflict(
+                    f"segment_name must be a string (row {self.rows}, input line {line})"
+                )
+            if segment_id is not None and segment_id != "" and self.segment_id is None:
+                self._conflict(
+                    f"segment_id must be digits, a Pinterest customer list id "
+                    f"(row {self.rows}, input line {line})"
+                )
+            if self.segment_name is None and self.segment_id is None:
+                self._conflict(
+                    f"row {self.rows} (input line {line}) has neither segment_name nor segment_id; "
+                    "each row must name its customer list"
+                )
+            return
+        new_name, new_id = _clean_name(name), _clean_id(segment_id)
+        if new_name != self.segment_name:
+            self._conflict(
+                f"it names two customer lists: segment_name {_show(self.segment_name)} and "
+                f"{_show(new_name)} (first at row {self.rows}, input line {line})"
+            )
+        elif new_id != self.segment_id:
+            self._conflict(
+                f"it names two customer lists: segment_id {_show(self.segment_id)} and "
+                f"{_show(new_id)} (first at row {self.rows}, input line {line})"
+            )
+        else:
+            # Same list spelled differently (e.g. 643 vs "643"): remember the new spelling too.
+            self._segment_name_raw, self._segment_id_raw = name, segment_id
+
+    def _conflict(self, why: str) -> None:
+        if self.segment_conflict is None:
+            self.segment_conflict = why
+            # Nothing of this stream will be sent: stop holding its members.
+            self.members.close()
+
+    def plan(self) -> StreamPlan:
+        """Check the whole stream, then hand over its deduplicated members."""
+        if self._metric_pending:
+            self.record_counter_metric.increment(self._metric_pending)
+            self._metric_pending = 0
+        if self.segment_conflict is not None:
+            raise StreamRefused(
+                f"Stream '{self.stream_name}' was refused and nothing was sent for it: "
+                f"{self.segment_conflict}. One stream loads one customer list: split the input "
+                "into one stream per list."
+            )
+        if self.first_failure is not None:
+            total = sum(self.invalid_by_reason.values())
+            raise StreamRefused(
+                f"Stream '{self.stream_name}' was refused and nothing was sent for it "
+                f"(on_invalid_record=fail): {self.first_failure}; {total} invalid row(s) in all "
+                f"({_reasons(self.invalid_by_reason)}). Fix the rows, or set "
+                "on_invalid_record=skip to drop invalid rows and load the rest."
+            )
+        adds, removes = self.members.finish()
+        list_type = self.config.get("list_type") or infer_list_type(self.kinds)
+        return StreamPlan(
+            stream=self.stream_name,
+            segment_name=self.segment_name,
+            segment_id=self.segment_id,
+            list_type=list_type,
+            adds=adds,
+            removes=removes,
+            rows=self.rows,
+            invalid_by_reason=dict(self.invalid_by_reason),
+            rejected_identifiers=dict(self.rejected_identifiers),
+            kinds=set(self.kinds),
+        )
+
+    def clean_up(self) -> None:
+        self.members.close()
+        super().clean_up()
+
+
+def _clean_name(value: object) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value
+    return None
+
+
+def _clean_id(value: object) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and value >= 0:
+        return str(value)
+    if isinstance(value, str) and is_list_id(value.strip()):
+        return value.strip()
+    return None
+
+
+def _show(value: str | None) -> str:
+    return _MISSING if value is None else repr(value)
+
+
+def _reasons(counts: t.Mapping[str, int]) -> str:
+    return ", ".join(f"{reason}: {count}" for reason, count in sorted(counts.items()))
+
+
+__all__ = ["FIELD_INVALID", "AudienceSink", "StreamPlan", "StreamRefused"]
