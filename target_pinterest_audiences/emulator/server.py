@@ -1032,6 +1032,11 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.emulator._lock:
             self.server.emulator._connections.add(self.connection)
 
+    def handle(self) -> None:
+        # a client that hangs up (timeout, dropped connection) is normal here, not an error
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            super().handle()
+
     def finish(self) -> None:
         with contextlib.suppress(OSError):
             super().finish()
