@@ -8,6 +8,7 @@ import sys
 import typing as t
 
 from singer_sdk import typing as th
+from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.target_base import Target
 
 from target_pinterest_audiences.reader import AudienceReader, InputError
@@ -22,6 +23,10 @@ SECRET_SETTINGS = ("access_token", "refresh_token", "client_secret")
 
 class TargetError(Exception):
     """A failure the user can act on; printed as one message, without a traceback."""
+
+
+class RecordBeforeSchema(InputError, RecordsWithoutSchemaException):
+    """A RECORD arrived for a stream whose SCHEMA has not been seen."""
 
 
 class TargetPinterestAudiences(Target):
@@ -201,7 +206,7 @@ class TargetPinterestAudiences(Target):
         super()._process_record_message(message_dict)
 
     def _record_before_schema(self, stream: str) -> InputError:
-        return InputError(
+        return RecordBeforeSchema(
             f"input line {self._reader.line_number}: a RECORD for stream '{stream}' arrived "
             "before its SCHEMA message. The tap must send SCHEMA first; check the tap or the "
             "stream name."
