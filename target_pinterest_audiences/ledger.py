@@ -334,6 +334,7 @@ class Ledger:
                 try:
                     cur.execute("PRAGMA journal_mode=WAL")
                     cur.execute("PRAGMA synchronous=NORMAL")
+                    cur.execute("PRAGMA journal_size_limit=67108864")
                     cur.execute(f"PRAGMA cache_size=-{self.sqlite_cache_kib}")
                     cur.execute("PRAGMA temp_store=FILE")
                 finally:
