@@ -8,11 +8,14 @@ sends nothing at all.
 
 from __future__ import annotations
 
+import gzip
 import typing as t
 from collections import Counter
 from dataclasses import dataclass, field
 from hashlib import sha256
 
+import msgspec
+from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchFileFormat, StorageTarget
 from singer_sdk.sinks import BatchSink
 
 from target_pinterest_audiences.identifiers import (
@@ -27,6 +30,7 @@ from target_pinterest_audiences.identifiers import (
     parse_action,
 )
 from target_pinterest_audiences.members import MemberSet, MemberStore
+from target_pinterest_audiences.reader import InputError
 
 if t.TYPE_CHECKING:
     from singer_sdk.sinks.core import BaseJSONSchemaValidator
@@ -36,6 +40,7 @@ if t.TYPE_CHECKING:
 from target_pinterest_audiences.identifiers import _EMAIL_RE
 
 _MISSING = "<missing>"
+_batch_decode = msgspec.json.Decoder().decode
 _OTHER_FIELDS = IDENTIFIER_FIELDS[1:]
 
 
@@ -98,9 +103,48 @@ class AudienceSink(BatchSink):
         self.ingest(record, self.rows + 1, count_metric=False)
 
     def process_batch(self, context: dict) -> None:
-        # Drains carry nothing (records are ingested as they come); BATCH files carry records.
+        # Drains carry nothing (records are ingested as they come); parquet BATCH files
+        # (through the SDK's process_batch_files, which counts them already) carry records.
         for record in context.get("records", ()):
-            self.ingest(record, self.rows + 1)
+            self.ingest(record, self.rows + 1, count_metric=False)
+
+    def process_batch_files(self, encoding: BaseBatchFileEncoding, files: t.Sequence[str]) -> None:
+        """Stream JSONL batch files row by row (gzip recognized by its magic number).
+
+        The SDK's JSONL batcher gzips every file even when the BATCH message says
+        ``"compression": "none"``, and its reader would load a whole file into memory and
+        quote nothing useful on a bad line; this one names the file and line only.
+        """
+        if encoding.format != BatchFileFormat.JSONL:
+            super().process_batch_files(encoding, files)
+            return
+        storage = self.batch_config.storage if self.batch_config else None
+        for path in files:
+            head, tail = StorageTarget.split_url(path)
+            file_storage = storage or StorageTarget.from_url(head)
+            with file_storage.open(tail, mode="rb") as raw:
+                stream: t.IO[bytes] | gzip.GzipFile = raw
+                magic = raw.read(2)
+                raw.seek(0)
+                if magic == b"\x1f\x8b" or encoding.compression == "gzip":
+                    stream = gzip.GzipFile(fileobj=raw, mode="rb")
+                try:
+                    for number, line in enumerate(stream, start=1):
+                        try:
+                            record = _batch_decode(line)
+                        except msgspec.DecodeError:
+                            if not line.strip():
+                                continue
+                            raise InputError(
+                                f"BATCH file {path} of stream '{self.stream_name}': line {number} "
+                                "is not valid JSON"
+                            ) from None
+                        self.ingest(record, self.rows + 1)
+                except (OSError, EOFError) as error:
+                    raise InputError(
+                        f"BATCH file {path} of stream '{self.stream_name}' cannot be read: "
+                        f"{type(error).__name__}: {error}"
+                    ) from None
 
     def ingest(self, record: object, line: int, *, count_metric: bool = True) -> None:
         """Take one row. The hot path: keep it flat and cheap."""

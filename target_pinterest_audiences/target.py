@@ -9,6 +9,7 @@ import typing as t
 
 from singer_sdk import typing as th
 from singer_sdk.exceptions import RecordsWithoutSchemaException
+from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.target_base import Target
 
 from target_pinterest_audiences.reader import AudienceReader, InputError
@@ -35,6 +36,8 @@ class TargetPinterestAudiences(Target):
     name = "target-pinterest-audiences"
     default_sink_class = AudienceSink
     message_reader_class = AudienceReader
+    # BATCH messages (JSONL, gzip or not; parquet with pyarrow) load like RECORD messages.
+    capabilities: t.ClassVar = [*Target.capabilities, PluginCapabilities.BATCH]
 
     config_jsonschema = th.PropertiesList(
         th.Property(
