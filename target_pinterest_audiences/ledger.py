@@ -113,18 +113,23 @@ class MirrorPlan:
         if self._conn is None:
             raise LedgerError("this mirror plan is closed")
         conn = self._conn
-        first = sa.text(f"SELECT member FROM {table} ORDER BY member LIMIT :n")  # noqa: S608
+        # Keyset pagination over the primary key.  The LIMIT is a literal (and on
+        # PostgreSQL plan_cache_mode=force_custom_plan is set on this session) so the
+        # planner always sees "few rows after X" and walks the index instead of
+        # scanning and sorting the whole table for every page.
+        n = int(chunk)
+        first = sa.text(f"SELECT member FROM {table} ORDER BY member LIMIT {n}")  # noqa: S608
         nxt = sa.text(
-            f"SELECT member FROM {table} WHERE member > :after ORDER BY member LIMIT :n"  # noqa: S608
+            f"SELECT member FROM {table} WHERE member > :after ORDER BY member LIMIT {n}"  # noqa: S608
         )
         after: bytes | None = None
         while True:
             if self._conn is None:
                 raise LedgerError("this mirror plan was closed while iterating")
             if after is None:
-                rows = conn.execute(first, {"n": chunk}).all()
+                rows = conn.execute(first).all()
             else:
-                rows = conn.execute(nxt, {"after": after, "n": chunk}).all()
+                rows = conn.execute(nxt, {"after": after}).all()
             # End the (read) transaction between pages: the caller talks to Pinterest
             # now, and an open snapshot would hold back SQLite checkpoints / PG vacuum.
             conn.commit()
@@ -147,7 +152,10 @@ class MirrorPlan:
             for t in self._tables:
                 conn.exec_driver_sql(f"DROP TABLE IF EXISTS {t}")
             conn.commit()
-            if not self._pg:
+            if self._pg:
+                conn.exec_driver_sql("RESET plan_cache_mode")
+                conn.commit()
+            else:
                 # Give the staging page cache back before the connection returns to the pool.
                 conn.exec_driver_sql("PRAGMA temp.cache_size=-2000")
                 conn.exec_driver_sql("PRAGMA shrink_memory")
@@ -723,7 +731,11 @@ class Ledger:
         params: dict[str, str],
     ) -> None:
         conn.begin()
+        conn.exec_driver_sql("SET plan_cache_mode = force_custom_plan")  # reset in close()
         conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+        # A bulk anti-join: never a nested loop, even when the ledger's statistics are
+        # stale right after a big fill (temp tables are analyzed below).
+        conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
         conn.exec_driver_sql(f"CREATE TEMP TABLE {t_raw} (member bytea NOT NULL)")
         raw = conn.connection.driver_connection
         assert raw is not None
@@ -754,8 +766,9 @@ class Ledger:
             ),
             params,
         )
-        conn.exec_driver_sql(f"ALTER TABLE {t_add} ADD PRIMARY KEY (member)")
-        conn.exec_driver_sql(f"ALTER TABLE {t_rem} ADD PRIMARY KEY (member)")
+        for t in (t_add, t_rem):
+            conn.exec_driver_sql(f"ALTER TABLE {t} ADD PRIMARY KEY (member)")
+            conn.exec_driver_sql(f"ANALYZE {t}")  # temp tables are never auto-analyzed
         conn.commit()
 
     # ---- confirmations -------------------------------------------------------------
