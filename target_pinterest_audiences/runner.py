@@ -12,6 +12,7 @@ from target_pinterest_audiences.pinterest import (
     PinterestError,
     TokenManager,
 )
+from target_pinterest_audiences.pinterest.http_retry import RetryPolicy, default_retry_handlers
 from target_pinterest_audiences.sink import StreamPlan, StreamRefused
 from target_pinterest_audiences.sync import ResolvedList, StreamSync, SyncOptions
 
@@ -39,12 +40,28 @@ def build_client(config: t.Mapping[str, t.Any], work_dir: Path) -> PinterestClie
         client_secret=config.get("client_secret"),
         token_dir=work_dir,
     )
-    return PinterestClient(
+    # Hidden, test-only knobs (not in the settings schema; real runs never set them):
+    # `_retry_base_seconds` shrinks the exponential backoff base (default 1 s),
+    # `_rate_period_seconds` shrinks the pacing window (default 60 s, i.e. "per minute"),
+    # `_read_timeout_seconds` shrinks the read timeout (default 120 s).
+    retry = RetryPolicy(
+        handlers=default_retry_handlers(
+            backoff_base=float(config.get("_retry_base_seconds") or 1.0)
+        )
+    )
+    client = PinterestClient(
         api_url,
         str(config["ad_account_id"]),
         tokens,
         max_writes_per_minute=int(config.get("max_requests_per_minute") or 400),
+        read_timeout=float(config.get("_read_timeout_seconds") or 120),
+        retry=retry,
     )
+    period = config.get("_rate_period_seconds")
+    if period:
+        client.write_limiter.period = float(period)
+        client.read_limiter.period = float(period)
+    return client
 
 
 def sync_options(config: t.Mapping[str, t.Any]) -> SyncOptions:
