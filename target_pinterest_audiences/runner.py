@@ -72,6 +72,8 @@ def sync_options(config: t.Mapping[str, t.Any]) -> SyncOptions:
         dry_run=bool(config.get("dry_run")),
         mirror=config.get("sync_mode", "explicit") == "mirror",
         max_removal_fraction=float(config.get("max_removal_fraction", 0.5)),
+        # test-only: how long a lost create's lookup keeps looking (default 30 s)
+        lost_create_settle=float(config.get("_lost_create_settle_seconds", 30)),
     )
 
 

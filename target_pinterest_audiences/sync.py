@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from target_pinterest_audiences.pinterest import (
     PinterestApiError,
@@ -28,6 +28,7 @@ from target_pinterest_audiences.pinterest import (
 from target_pinterest_audiences.sink import StreamPlan, StreamRefused
 
 Operation = Literal["ADD", "REMOVE"]
+_Found = TypeVar("_Found")
 
 # Pinterest refuses an audience for a list with too few matched users with a 4xx like this;
 # the list is fine and a later run attaches the audience.
@@ -42,6 +43,9 @@ class SyncOptions:
     dry_run: bool = False
     mirror: bool = False
     max_removal_fraction: float = 0.5
+    # After a create whose answer was lost finds nothing, look again over this many seconds
+    # before creating again: a slow create (the read timed out) may still land.
+    lost_create_settle: float = 30.0
 
 
 @dataclass
@@ -117,7 +121,9 @@ class StreamSync:
                     plan.stream,
                     plan.segment_name,
                 )
-                matches = self.client.find_customer_lists_by_name(plan.segment_name)
+                matches = self._look_again(
+                    self.client.find_customer_lists_by_name, plan.segment_name
+                )
                 if matches:
                     resolved = _resolved(_most_recent(matches), plan.list_type, existed=False)
                     # Its first chunk may or may not have been applied: send it again (a set).
@@ -127,6 +133,24 @@ class StreamSync:
             f"Stream '{plan.stream}': creating customer list {plan.segment_name!r} failed three "
             "times with the answer lost; check the network path to the Pinterest API and run again."
         )
+
+    def _look_again(self, find: Callable[[str], _Found], key: str) -> _Found:
+        """Look up what a create whose answer was lost may have made.
+
+        A create that timed out may still be running at Pinterest and land a moment later,
+        so an empty answer is not trusted at once: look again with growing pauses for up to
+        ``lost_create_settle`` seconds before the caller creates again.
+        """
+        found = find(key)
+        settle = self.options.lost_create_settle
+        waited, pause = 0.0, settle / 16
+        while not found and waited < settle:
+            step = min(pause, settle - waited)
+            time.sleep(step)
+            waited += step
+            pause *= 2
+            found = find(key)
+        return found
 
     # ---- members -------------------------------------------------------------------------
 
@@ -197,7 +221,7 @@ class StreamSync:
                     "Stream '%s': the answer to creating the audience was lost; looking it up.",
                     plan.stream,
                 )
-                existing = self.client.find_customer_list_audience(resolved.id)
+                existing = self._look_again(self.client.find_customer_list_audience, resolved.id)
                 if existing is not None:
                     return str(existing["id"])
             except PinterestApiError as error:
