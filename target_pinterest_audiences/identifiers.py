@@ -33,7 +33,7 @@ MAX_LOCAL_PART_LENGTH: Final = 64
 # One '@'; a local part without whitespace, control characters, '@' or ','; a dotted domain of
 # labels made of letters (any script), digits and inner hyphens, ending in a non-numeric TLD.
 # `\w` admits non-ASCII letters, so internationalized addresses (EAI) are accepted as such.
-_EMAIL_RE: Final = re.compile(
+EMAIL_RE: Final = re.compile(
     r"[^\s@,\x00-\x1f\x7f]{1,64}"
     r"@(?:(?!-)[\w-]{1,63}(?<!-)\.)+(?!-)(?=[\w-]*[^\W\d_])[\w-]{2,63}(?<!-)",
 )
@@ -70,7 +70,7 @@ FIELD_INVALID: Final = {
 def normalize_email(value: str) -> str | None:
     """Trim and lowercase an email address; None when it is not an address."""
     email = value.strip().lower()
-    if len(email) > MAX_EMAIL_LENGTH or _EMAIL_RE.fullmatch(email) is None:
+    if len(email) > MAX_EMAIL_LENGTH or EMAIL_RE.fullmatch(email) is None:
         return None
     return email
 

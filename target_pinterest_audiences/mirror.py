@@ -7,6 +7,7 @@ any point leaves a ledger that the next run's diff completes.
 
 from __future__ import annotations
 
+import time
 import typing as t
 from collections.abc import Iterator
 
@@ -26,6 +27,7 @@ def _guard(syncer: StreamSync, plan: StreamPlan, known: int, removing: int) -> N
 
 
 def sync_mirror(syncer: StreamSync, plan: StreamPlan) -> dict[str, t.Any]:
+    started = time.monotonic()
     ledger = syncer.ledger
     account = syncer.options.ad_account_id
     chunk = syncer.options.records_per_request
@@ -88,22 +90,20 @@ def sync_mirror(syncer: StreamSync, plan: StreamPlan) -> dict[str, t.Any]:
                 else:
                     ledger.confirm_removed(account, list_id, batch)
 
-            accepted = syncer.send_members(list_id, batches(), on_accepted=confirm)
+            accepted = syncer.send_members(
+                list_id,
+                batches(),
+                on_accepted=confirm,
+                stream=plan.stream,
+                total=mirror_plan.add_count + mirror_plan.remove_count,
+            )
         finally:
             mirror_plan.close()
         added += accepted["ADD"]
         removed = accepted["REMOVE"]
         audience_id = syncer.attach_audience(plan, resolved)
     entry = syncer._state_entry(plan, resolved, audience_id, added, removed)
-    syncer.logger.info(
-        "Stream '%s': mirrored list %s, audience %s: %d added, %d removed, %d invalid rows.",
-        plan.stream,
-        list_id,
-        audience_id,
-        added,
-        removed,
-        plan.records_invalid,
-    )
+    syncer.log_summary(plan, entry, started)
     return entry
 
 

@@ -74,6 +74,7 @@ def sync_options(config: t.Mapping[str, t.Any]) -> SyncOptions:
         max_removal_fraction=float(config.get("max_removal_fraction", 0.5)),
         # test-only: how long a lost create's lookup keeps looking (default 30 s)
         lost_create_settle=float(config.get("_lost_create_settle_seconds", 30)),
+        progress_interval=float(config.get("_progress_interval_seconds", 30)),
     )
 
 

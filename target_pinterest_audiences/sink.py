@@ -19,6 +19,7 @@ from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchFileFormat, St
 from singer_sdk.sinks import BatchSink
 
 from target_pinterest_audiences.identifiers import (
+    EMAIL_RE,
     FIELD_INVALID,
     FIELD_KIND,
     IDENTIFIER_FIELDS,
@@ -36,12 +37,11 @@ if t.TYPE_CHECKING:
     from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
 # Email is by far the most common identifier; its check is inlined on the hot path with the
-# same rule as identifiers.normalize_email (covered by a property test that they agree).
-from target_pinterest_audiences.identifiers import _EMAIL_RE
-
+# same rule as identifiers.normalize_email (a property test checks that they agree).
+_email_fullmatch = EMAIL_RE.fullmatch
 _MISSING = "<missing>"
+_UNSET = object()
 _batch_decode = msgspec.json.Decoder().decode
-_OTHER_FIELDS = IDENTIFIER_FIELDS[1:]
 
 
 class StreamRefused(Exception):
@@ -79,7 +79,9 @@ class AudienceSink(BatchSink):
         config = self.config
         self.mirror = config.get("sync_mode", "explicit") == "mirror"
         self.fail_on_invalid = config.get("on_invalid_record", "skip") == "fail"
-        self.members = MemberStore(spill_at=int(config.get("_member_spill_at", 250_000)))
+        # Beyond this many distinct members in memory, spill sorted runs to disk (flat RSS).
+        self._spill_at = int(config.get("_member_spill_at", 100_000))
+        self.members = MemberStore(spill_at=self._spill_at)
         self.rows = 0
         self.invalid_by_reason: Counter[str] = Counter()
         self.rejected_identifiers: Counter[str] = Counter()
@@ -87,8 +89,9 @@ class AudienceSink(BatchSink):
         self.first_failure: str | None = None
         self.segment_conflict: str | None = None
         self._segment_seen = False
-        self._segment_name_raw: object = None
-        self._segment_id_raw: object = None
+        # Raw segment values of the first row; a sentinel so that the first row is checked.
+        self._segment_name_raw: object = _UNSET
+        self._segment_id_raw: object = _UNSET
         self.segment_name: str | None = None
         self.segment_id: str | None = None
         self._metric_pending = 0
@@ -147,13 +150,10 @@ class AudienceSink(BatchSink):
                     ) from None
 
     def ingest(self, record: object, line: int, *, count_metric: bool = True) -> None:
-        """Take one row. The hot path: keep it flat and cheap."""
+        """Take one row. The hot path: keep it flat and cheap (measured by scripts/bench.py)."""
         self.rows += 1
         if count_metric:
             self._metric_pending += 1
-            if self._metric_pending == 4096:
-                self.record_counter_metric.increment(4096)
-                self._metric_pending = 0
         if self.segment_conflict is not None:
             return  # refused already; nothing of this stream will be sent
         if type(record) is not dict:
@@ -162,43 +162,43 @@ class AudienceSink(BatchSink):
         get = record.get
         name = get("segment_name")
         segment_id = get("segment_id")
-        if (name is not self._segment_name_raw and name != self._segment_name_raw) or (
-            segment_id is not self._segment_id_raw and segment_id != self._segment_id_raw
-        ):
+        if name != self._segment_name_raw or segment_id != self._segment_id_raw:
             self._check_segment(name, segment_id, line)
-        if self.mirror:
+            if self.segment_conflict is not None:
+                return
+        action = get("action")
+        if action is None or self.mirror or action == "add":
             is_add = True
+        elif action == "remove":
+            is_add = False
         else:
-            action = get("action")
-            if action == "add" or action is None:
-                is_add = True
-            elif action == "remove":
-                is_add = False
-            else:
-                parsed = parse_action(action)
-                if parsed is None:
-                    self._invalid(Invalid.INVALID_ACTION, line)
-                    return
-                is_add = parsed
+            parsed = parse_action(action)
+            if parsed is None:
+                self._invalid(Invalid.INVALID_ACTION, line)
+                return
+            is_add = parsed
 
+        email = get("email")
+        if email.__class__ is str and len(record) == (
+            (name is not None) + (segment_id is not None) + (action is not None) + 1
+        ):
+            # The common row: segment, action and one email, nothing else to look at.
+            normalized = email.strip().lower()
+            if len(normalized) <= MAX_EMAIL_LENGTH and _email_fullmatch(normalized):
+                self.members.pending[sha256(normalized.encode()).digest()] = is_add
+                self.kinds.add("EMAIL")
+                if len(self.members.pending) >= self._spill_at:
+                    self.members.spill()
+                return
+        self._ingest_identifiers(record, is_add, line)
+
+    def _ingest_identifiers(self, record: dict, is_add: bool, line: int) -> None:
+        """Any mix of identifier fields, each validated; the row is invalid if none is valid."""
         pending = self.members.pending
         found = 0
         first_problem: Invalid | None = None
-        email = get("email")
-        if email is not None and email != "":
-            if type(email) is str:
-                normalized = email.strip().lower()
-                if len(normalized) <= MAX_EMAIL_LENGTH and _EMAIL_RE.fullmatch(normalized):
-                    pending[sha256(normalized.encode()).digest()] = is_add
-                    found = 1
-                    self.kinds.add("EMAIL")
-                else:
-                    first_problem = Invalid.INVALID_EMAIL
-            else:
-                first_problem = Invalid.WRONG_TYPE
-        # The other identifier fields are rarer and take the general path.
-        for field_name in _OTHER_FIELDS:
-            value = get(field_name)
+        for field_name in IDENTIFIER_FIELDS:
+            value = record.get(field_name)
             if value is None or value == "":
                 continue
             digest = member_digest(field_name, value)
@@ -218,7 +218,7 @@ class AudienceSink(BatchSink):
         if first_problem is not None:
             # A row with a valid identifier keeps it; its bad ones are counted, not sent.
             self.rejected_identifiers[first_problem.value] += 1
-        if len(pending) >= self.members.spill_at:
+        if len(pending) >= self._spill_at:
             self.members.spill()
 
     def _invalid(self, reason: Invalid, line: int) -> None:
@@ -272,11 +272,15 @@ class AudienceSink(BatchSink):
             # Nothing of this stream will be sent: stop holding its members.
             self.members.close()
 
-    def plan(self) -> StreamPlan:
-        """Check the whole stream, then hand over its deduplicated members."""
+    def flush_metrics(self) -> None:
+        """Report rows read since the last call to the SDK's record counter metric."""
         if self._metric_pending:
             self.record_counter_metric.increment(self._metric_pending)
             self._metric_pending = 0
+
+    def plan(self) -> StreamPlan:
+        """Check the whole stream, then hand over its deduplicated members."""
+        self.flush_metrics()
         if self.segment_conflict is not None:
             raise StreamRefused(
                 f"Stream '{self.stream_name}' was refused and nothing was sent for it: "

@@ -25,6 +25,7 @@ from target_pinterest_audiences.pinterest import (
     PinterestClient,
     WriteOutcomeUnknown,
 )
+from target_pinterest_audiences.progress import SendProgress
 from target_pinterest_audiences.sink import StreamPlan, StreamRefused
 
 Operation = Literal["ADD", "REMOVE"]
@@ -46,6 +47,7 @@ class SyncOptions:
     # After a create whose answer was lost finds nothing, look again over this many seconds
     # before creating again: a slow create (the read timed out) may still land.
     lost_create_settle: float = 30.0
+    progress_interval: float = 30.0
 
 
 @dataclass
@@ -72,6 +74,7 @@ class StreamSync:
         self.logger = logger
         self.ledger = ledger
         self.calls = 0
+        self._stats_at_start = client.stats.as_dict()
 
     # ---- lists ---------------------------------------------------------------------------
 
@@ -164,6 +167,9 @@ class StreamSync:
         list_id: str,
         batches: Iterator[tuple[Operation, list[bytes]]],
         on_accepted: Callable[[Operation, list[bytes]], None] | None = None,
+        *,
+        stream: str = "",
+        total: int = 0,
     ) -> dict[str, int]:
         """Send (operation, chunk) pairs with a few calls in flight; count accepted members.
 
@@ -172,17 +178,21 @@ class StreamSync:
         """
         accepted = {"ADD": 0, "REMOVE": 0}
         in_flight: dict[Future[int], tuple[Operation, list[bytes]]] = {}
-        with ThreadPoolExecutor(
-            max_workers=self.options.calls_in_flight, thread_name_prefix="pinterest-call"
-        ) as pool:
+        limit = self.options.calls_in_flight
+        progress = SendProgress(self.logger, stream, total, self.options.progress_interval)
+        with (
+            progress,
+            ThreadPoolExecutor(max_workers=limit, thread_name_prefix="pinterest-call") as pool,
+        ):
             try:
                 for operation, chunk in batches:
-                    while len(in_flight) >= self.options.calls_in_flight:
-                        self._collect(in_flight, accepted, on_accepted, FIRST_COMPLETED)
+                    while len(in_flight) >= limit:
+                        self._collect(in_flight, accepted, on_accepted, progress)
                     future = pool.submit(self._send_chunk, list_id, operation, chunk)
                     in_flight[future] = (operation, chunk)
+                    progress.in_flight = len(in_flight)
                 while in_flight:
-                    self._collect(in_flight, accepted, on_accepted, FIRST_COMPLETED)
+                    self._collect(in_flight, accepted, on_accepted, progress)
             except BaseException:
                 for future in in_flight:
                     future.cancel()
@@ -194,14 +204,18 @@ class StreamSync:
         in_flight: dict[Future[int], tuple[Operation, list[bytes]]],
         accepted: dict[str, int],
         on_accepted: Callable[[Operation, list[bytes]], None] | None,
-        how: str,
+        progress: SendProgress,
     ) -> None:
-        done, _ = wait(list(in_flight), return_when=how)
+        done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
         for future in done:
             operation, chunk = in_flight.pop(future)
-            accepted[operation] += future.result()  # re-raises the call's error
+            count = future.result()  # re-raises the call's error
+            accepted[operation] += count
+            progress.sent += count
+            progress.calls += 1
             if on_accepted is not None:
                 on_accepted(operation, chunk)
+        progress.in_flight = len(in_flight)
 
     # ---- audience ------------------------------------------------------------------------
 
@@ -273,24 +287,34 @@ class StreamSync:
             )
             batches = _operations(plan, chunk, skip_first_add=False)
         assert resolved.id is not None
-        accepted = self.send_members(resolved.id, batches)
+        accepted = self.send_members(
+            resolved.id, batches, stream=plan.stream, total=plan.adds.count + plan.removes.count
+        )
         added += accepted["ADD"]
         removed += accepted["REMOVE"]
         audience_id = self.attach_audience(plan, resolved)
         entry = self._state_entry(plan, resolved, audience_id, added, removed)
+        self.log_summary(plan, entry, started)
+        return entry
+
+    def log_summary(self, plan: StreamPlan, entry: dict[str, Any], started: float) -> None:
+        """The one line per stream a user reads after a run."""
+        stats = self.client.stats.as_dict()
         self.logger.info(
-            "Stream '%s': synced in %.1fs: list %s, audience %s, %d added, %d removed, "
-            "%d invalid rows, %d calls.",
+            "Summary: stream '%s' synced in %.1fs: %d rows, %d invalid (%s), %d added, "
+            "%d removed, %d write calls, %d retries; list %s, audience %s.",
             plan.stream,
             time.monotonic() - started,
-            resolved.id,
-            audience_id,
-            added,
-            removed,
+            plan.rows,
             plan.records_invalid,
-            self.calls,
+            ", ".join(f"{k}: {v}" for k, v in sorted(plan.invalid_by_reason.items())) or "none",
+            entry["records_added"],
+            entry["records_removed"],
+            stats["writes"] - self._stats_at_start["writes"],
+            stats["retries"] - self._stats_at_start["retries"],
+            entry["customer_list_id"],
+            entry["audience_id"],
         )
-        return entry
 
     def _state_entry(
         self,

@@ -12,11 +12,14 @@ from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.target_base import Target
 
+from target_pinterest_audiences.progress import ReadProgress
 from target_pinterest_audiences.reader import AudienceReader, InputError
 from target_pinterest_audiences.sink import AudienceSink, StreamPlan, StreamRefused
 
 if t.TYPE_CHECKING:
     from types import FrameType
+
+    from singer_sdk.sinks import Sink
 
 STATE_KEY = "pinterest_audiences"
 SECRET_SETTINGS = ("access_token", "refresh_token", "client_secret")
@@ -167,8 +170,17 @@ class TargetPinterestAudiences(Target):
         self.max_parallelism = 1
         self.malformed_lines = 0
         self._state_allowed = False
+        # Stream maps and flattening need the SDK's per-record path; without them a record
+        # goes straight to its sink (no copy, no schema validation, no per-record metrics call).
+        self._fast_path = not self.config.get("stream_maps") and not self.config.get(
+            "flattening_enabled"
+        )
+        self._progress = ReadProgress(
+            self.logger, float(self.config.get("_progress_interval_seconds", 30))
+        )
         reader = t.cast(AudienceReader, self.message_reader)
         reader.on_malformed = self._on_malformed_line
+        reader.on_tick = self._on_tick
 
     # ---- input ---------------------------------------------------------------------------
 
@@ -176,11 +188,38 @@ class TargetPinterestAudiences(Target):
     def _reader(self) -> AudienceReader:
         return t.cast(AudienceReader, self.message_reader)
 
-    @property
-    def _fast_path(self) -> bool:
-        # Stream maps and flattening need the SDK's per-record path; without them the record
-        # goes straight to its sink (no copy, no schema validation, no per-record metrics call).
-        return not self.config.get("stream_maps") and not self.config.get("flattening_enabled")
+    def _audience_sinks(self) -> list[AudienceSink]:
+        return [t.cast(AudienceSink, sink) for sink in self._sinks_active.values()]
+
+    def _on_tick(self) -> None:
+        if self._progress.due():
+            for sink in self._audience_sinks():
+                sink.flush_metrics()
+            self._progress.report(self._audience_sinks())
+
+    def get_sink(
+        self,
+        stream_name: str,
+        *,
+        record: dict | None = None,
+        schema: dict | None = None,
+        key_properties: t.Sequence[str] | None = None,
+    ) -> Sink:
+        # One sink per stream for the whole run: a repeated or changed SCHEMA must not start a
+        # new sink (the SDK would), or the members collected so far would be dropped.
+        existing = self._sinks_active.get(stream_name)
+        if existing is not None:
+            return existing
+        return super().get_sink(
+            stream_name, record=record, schema=schema, key_properties=key_properties
+        )
+
+    def _process_schema_message(self, message_dict: dict) -> None:
+        super()._process_schema_message(message_dict)
+        if self._fast_path:
+            # In place: the reader's loop holds this very dict.
+            for name, sink in self._sinks_active.items():
+                self._reader.ingesters[name] = t.cast(AudienceSink, sink).ingest
 
     def _on_malformed_line(self, line_number: int, why: str) -> None:
         if self.config.get("on_invalid_record", "skip") == "fail":
@@ -220,7 +259,7 @@ class TargetPinterestAudiences(Target):
     def process_endofpipe(self) -> None:
         from target_pinterest_audiences.runner import run_streams
 
-        sinks = [t.cast(AudienceSink, sink) for sink in self._sinks_active.values()]
+        sinks = self._audience_sinks()
         failures: list[str] = []
         plans: list[StreamPlan] = []
         for sink in sinks:
