@@ -34,7 +34,7 @@ MAX_LOCAL_PART_LENGTH: Final = 64
 # labels made of letters (any script), digits and inner hyphens, ending in a non-numeric TLD.
 # `\w` admits non-ASCII letters, so internationalized addresses (EAI) are accepted as such.
 EMAIL_RE: Final = re.compile(
-    r"[^\s@,\x00-\x1f\x7f]{1,64}"
+    r"[^\s@,\x00-\x1f\x7f-\x9f]{1,64}"  # C0, DEL and C1 controls
     r"@(?:(?!-)[\w-]{1,63}(?<!-)\.)+(?!-)(?=[\w-]*[^\W\d_])[\w-]{2,63}(?<!-)",
 )
 _UUID_RE: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
