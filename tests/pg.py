@@ -82,8 +82,13 @@ class PostgresServer:
             if shutil.which("runuser"):
                 self._prefix = ["runuser", "-u", "postgres", "--"]
             else:  # pragma: no cover
-                self._prefix = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}",
-                                "--init-groups", "--"]
+                self._prefix = [
+                    "setpriv",
+                    f"--reuid={pw.pw_uid}",
+                    f"--regid={pw.pw_gid}",
+                    "--init-groups",
+                    "--",
+                ]
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -97,8 +102,18 @@ class PostgresServer:
     def start(self) -> str:
         assert self.bindir is not None
         initdb, pg_ctl = str(self.bindir / "initdb"), str(self.bindir / "pg_ctl")
-        res = self._run(initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                        "-E", "UTF8", "--no-sync", check=False)
+        res = self._run(
+            initdb,
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            check=False,
+        )
         if res.returncode != 0:
             raise PostgresUnavailable(f"initdb failed: {res.stderr or res.stdout}")
         if self._prefix:
@@ -114,8 +129,20 @@ class PostgresServer:
             )
             if not self.fsync:
                 opts += " -c synchronous_commit=off -c full_page_writes=off"
-            res = self._run(pg_ctl, "-D", str(self.data), "-l", str(self.log), "-o", opts,
-                            "-w", "-t", "60", "start", check=False)
+            res = self._run(
+                pg_ctl,
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-o",
+                opts,
+                "-w",
+                "-t",
+                "60",
+                "start",
+                check=False,
+            )
             if res.returncode == 0:
                 break
             last = res.stderr or res.stdout
@@ -133,7 +160,10 @@ class PostgresServer:
         while True:
             try:
                 with psycopg.connect(
-                    host="127.0.0.1", port=self.port, user="postgres", dbname="postgres",
+                    host="127.0.0.1",
+                    port=self.port,
+                    user="postgres",
+                    dbname="postgres",
                     autocommit=True,
                 ) as c:
                     c.execute(f'CREATE DATABASE "{self.dbname}"')
@@ -145,8 +175,16 @@ class PostgresServer:
 
     def stop(self) -> None:
         if self.bindir is not None and self.data.exists():
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
-                      "-w", "stop", check=False)
+            self._run(
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+                check=False,
+            )
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> PostgresServer:
