@@ -1,35 +1,37 @@
-"""Collects a stream's members (32-byte digests) with flat memory, last row wins.
+"""A stream's members, deduplicated with flat memory: last row wins.
 
-Members go into an in-memory dict until it holds ``spill_at`` entries; then the dict is
-written, sorted, to a run file of fixed-width records and cleared. ``finish()`` merges the
-runs (a later run wins over an earlier one for the same digest, as a later row wins over an
-earlier row) into the final ADD and REMOVE sets. Only digests ever reach disk, in a private
-temporary directory that is removed when the store is closed.
+Members arrive as 33-byte records (32-byte digest + action byte 1=add, 0=remove) appended, in
+input order, to one of 256 partitions by the digest's first byte (see `collect.py`). Beyond a
+bound the partitions are appended to one file each. `finish()` then deduplicates partition by
+partition (a dict of one partition at a time, the latest record of a digest winning) and
+writes the ADD and REMOVE sets in sorted order: partitions are ranges of the digest space, so
+sorting each one sorts the whole. Partitions are independent, so a process pool can do it.
+
+Only digests ever reach disk, in a private temporary directory removed by `close()`.
 """
 
 from __future__ import annotations
 
-import heapq
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor
 from pathlib import Path
-from typing import BinaryIO
+
+from target_pinterest_audiences.collect import PARTITIONS
 
 DIGEST_SIZE = 32
-_RUN_RECORD = DIGEST_SIZE + 1  # digest + action byte (1 add, 0 remove)
-_READ_BLOCK = _RUN_RECORD * 8192
+RECORD_SIZE = DIGEST_SIZE + 1
 
 
 class MemberSet:
-    """A finished, deduplicated set of digests, kept in memory or in a file of 32-byte records."""
+    """A finished, deduplicated, sorted set of digests: in memory or in files of 32-byte records."""
 
-    def __init__(
-        self, digests: list[bytes] | None = None, path: Path | None = None, count: int = 0
-    ):
+    def __init__(self, digests: list[bytes] | None = None, paths: list[Path] | None = None,
+                 count: int = 0) -> None:  # fmt: skip
         self._digests = digests
-        self._path = path
+        self._paths = paths or []
         self.count = len(digests) if digests is not None else count
 
     def chunks(self, size: int) -> Iterator[list[bytes]]:
@@ -38,112 +40,136 @@ class MemberSet:
             for start in range(0, len(self._digests), size):
                 yield self._digests[start : start + size]
             return
-        if self._path is None:
-            return
-        with self._path.open("rb") as file:
-            while block := file.read(DIGEST_SIZE * size):
-                yield [block[i : i + DIGEST_SIZE] for i in range(0, len(block), DIGEST_SIZE)]
+        chunk: list[bytes] = []
+        for path in self._paths:
+            with path.open("rb") as file:
+                while block := file.read(DIGEST_SIZE * size):
+                    chunk.extend(block[i : i + DIGEST_SIZE] for i in range(0, len(block), 32))
+                    while len(chunk) >= size:
+                        yield chunk[:size]
+                        chunk = chunk[size:]
+        if chunk:
+            yield chunk
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self.chunks(8192):
             yield from chunk
 
 
+def dedupe(data: bytes | bytearray) -> tuple[bytes, bytes]:
+    """Sorted (adds, removes) of one partition's records; a digest's last record decides."""
+    last: dict[bytes, int] = {}
+    for offset in range(0, len(data), RECORD_SIZE):
+        last[bytes(data[offset : offset + DIGEST_SIZE])] = data[offset + DIGEST_SIZE]
+    ordered = sorted(last)
+    adds = b"".join([digest for digest in ordered if last[digest]])
+    removes = b"".join([digest for digest in ordered if not last[digest]])
+    return adds, removes
+
+
+def dedupe_file(path: str, tail: bytes) -> tuple[bytes, bytes]:
+    """`dedupe` of a spilled partition file followed by its in-memory tail (for worker pools)."""
+    with open(path, "rb") as file:
+        return dedupe(file.read() + tail)
+
+
 class MemberStore:
-    """Append-only collector of (digest, is_add) with last-wins deduplication."""
+    """Partitioned append-only member log of one stream, spilled to disk beyond a bound."""
 
-    def __init__(self, spill_at: int = 250_000, temp_dir: str | None = None) -> None:
-        self._spill_at = spill_at
-        self._temp_dir_parent = temp_dir
+    def __init__(self, flush_bytes: int = 16 << 20, temp_dir: str | None = None) -> None:
+        self.parts: list[bytearray] = [bytearray() for _ in range(PARTITIONS)]
+        self.flush_bytes = flush_bytes
+        self._buffered_hint = 0
+        self._temp_parent = temp_dir
         self._temp_dir: Path | None = None
-        self._runs: list[Path] = []
-        self.pending: dict[bytes, bool] = {}
-        self.rows_added = 0  # identifier occurrences seen, duplicates included
-
-    # The sink's hot path writes into ``pending`` directly and calls this when it is full.
-    def spill(self) -> None:
-        if not self.pending:
-            return
-        directory = self._ensure_temp_dir()
-        path = directory / f"run-{len(self._runs):05d}.bin"
-        with _private_file(path) as file:
-            file.write(
-                b"".join(
-                    digest + (b"\x01" if is_add else b"\x00")
-                    for digest, is_add in sorted(self.pending.items())
-                )
-            )
-        self._runs.append(path)
-        self.pending = {}
-
-    @property
-    def spill_at(self) -> int:
-        return self._spill_at
+        self._spilled: set[int] = set()
 
     def add(self, digest: bytes, is_add: bool) -> None:
-        self.pending[digest] = is_add
-        if len(self.pending) >= self._spill_at:
-            self.spill()
+        """One member (the collectors append to `parts` directly; this is for tests and tools)."""
+        self.parts[digest[0]] += digest + (b"\x01" if is_add else b"\x00")
+        self.note_appended(RECORD_SIZE)
 
-    def finish(self) -> tuple[MemberSet, MemberSet]:
+    def note_appended(self, size: int) -> None:
+        """Tell the store how many bytes were appended to `parts`; spill beyond the bound."""
+        self._buffered_hint += size
+        if self._buffered_hint >= self.flush_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        """Append every partition's buffer to its file and empty the buffers."""
+        directory = self._ensure_temp_dir()
+        for index, data in enumerate(self.parts):
+            if data:
+                fd = os.open(directory / f"part-{index:03d}.bin",
+                             os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # fmt: skip
+                with os.fdopen(fd, "ab") as file:
+                    file.write(data)
+                self._spilled.add(index)
+                data.clear()
+        self._buffered_hint = 0
+
+    def finish(self, pool: Executor | None = None) -> tuple[MemberSet, MemberSet]:
         """Deduplicated (adds, removes); a member's last row decides which it is in."""
-        if not self._runs:
-            adds = sorted(d for d, is_add in self.pending.items() if is_add)
-            removes = sorted(d for d, is_add in self.pending.items() if not is_add)
-            self.pending = {}
+        if not self._spilled:
+            adds: list[bytes] = []
+            removes: list[bytes] = []
+            for data in self.parts:
+                if data:
+                    part_adds, part_removes = dedupe(data)
+                    adds.extend(_split(part_adds))
+                    removes.extend(_split(part_removes))
+                    data.clear()
             return MemberSet(adds), MemberSet(removes)
-        self.spill()
         directory = self._ensure_temp_dir()
         add_path, remove_path = directory / "adds.bin", directory / "removes.bin"
         add_count = remove_count = 0
-        with _private_file(add_path) as add_file, _private_file(remove_path) as remove_file:
-            for digest, is_add in self._merged():
-                if is_add:
-                    add_file.write(digest)
-                    add_count += 1
-                else:
-                    remove_file.write(digest)
-                    remove_count += 1
-        for run in self._runs:
-            run.unlink()
-        self._runs = []
-        return MemberSet(path=add_path, count=add_count), MemberSet(
-            path=remove_path, count=remove_count
+        jobs = [
+            (str(directory / f"part-{index:03d}.bin"), bytes(self.parts[index]))
+            if index in self._spilled
+            else None
+            for index in range(PARTITIONS)
+        ]
+        results: Iterable[tuple[bytes, bytes]]
+        spilled_jobs = [job for job in jobs if job is not None]
+        if pool is not None:
+            spilled_results = iter(pool.map(dedupe_file, *zip(*spilled_jobs, strict=True)))
+        else:
+            spilled_results = (dedupe_file(path, tail) for path, tail in spilled_jobs)
+        results = (
+            next(spilled_results) if job is not None else dedupe(self.parts[index])
+            for index, job in enumerate(jobs)
         )
-
-    def _merged(self) -> Iterator[tuple[bytes, bool]]:
-        # Sort key (digest, run index): equal digests come out oldest run first, so keeping
-        # the last one of each group means the latest row wins.
-        streams = [_read_run(path, index) for index, path in enumerate(self._runs)]
-        previous: tuple[bytes, int, bool] | None = None
-        for item in heapq.merge(*streams):
-            if previous is not None and previous[0] != item[0]:
-                yield previous[0], previous[2]
-            previous = item
-        if previous is not None:
-            yield previous[0], previous[2]
+        with _private_file(add_path) as add_file, _private_file(remove_path) as remove_file:
+            for part_adds, part_removes in results:
+                add_file.write(part_adds)
+                remove_file.write(part_removes)
+                add_count += len(part_adds) // DIGEST_SIZE
+                remove_count += len(part_removes) // DIGEST_SIZE
+        for data in self.parts:
+            data.clear()
+        for index in self._spilled:
+            (directory / f"part-{index:03d}.bin").unlink(missing_ok=True)
+        self._spilled.clear()
+        return (MemberSet(paths=[add_path], count=add_count),
+                MemberSet(paths=[remove_path], count=remove_count))  # fmt: skip
 
     def _ensure_temp_dir(self) -> Path:
         if self._temp_dir is None:
-            self._temp_dir = Path(
-                tempfile.mkdtemp(prefix="tpa-members-", dir=self._temp_dir_parent)
-            )
+            self._temp_dir = Path(tempfile.mkdtemp(prefix="tpa-members-", dir=self._temp_parent))
         return self._temp_dir
 
     def close(self) -> None:
-        self.pending = {}
+        for data in self.parts:
+            data.clear()
         if self._temp_dir is not None:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
             self._temp_dir = None
 
 
-def _read_run(path: Path, index: int) -> Iterator[tuple[bytes, int, bool]]:
-    with path.open("rb") as file:
-        while block := file.read(_READ_BLOCK):
-            for offset in range(0, len(block), _RUN_RECORD):
-                yield block[offset : offset + DIGEST_SIZE], index, block[offset + DIGEST_SIZE] == 1
+def _split(blob: bytes) -> list[bytes]:
+    return [blob[i : i + DIGEST_SIZE] for i in range(0, len(blob), DIGEST_SIZE)]
 
 
-def _private_file(path: Path) -> BinaryIO:
+def _private_file(path: Path):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     return os.fdopen(fd, "wb", buffering=1 << 20)

@@ -12,6 +12,7 @@ from singer_sdk.exceptions import RecordsWithoutSchemaException
 from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.target_base import Target
 
+from target_pinterest_audiences import parallel
 from target_pinterest_audiences.progress import ReadProgress
 from target_pinterest_audiences.reader import AudienceReader, InputError
 from target_pinterest_audiences.sink import AudienceSink, StreamPlan, StreamRefused
@@ -181,6 +182,9 @@ class TargetPinterestAudiences(Target):
         reader = t.cast(AudienceReader, self.message_reader)
         reader.on_malformed = self._on_malformed_line
         reader.on_tick = self._on_tick
+        reader.mirror = self.config.get("sync_mode", "explicit") == "mirror"
+        if self._fast_path:
+            reader.parallel_workers = parallel.worker_count(self.config.get("_parallel_workers"))
 
     # ---- input ---------------------------------------------------------------------------
 
@@ -192,6 +196,8 @@ class TargetPinterestAudiences(Target):
         return [t.cast(AudienceSink, sink) for sink in self._sinks_active.values()]
 
     def _on_tick(self) -> None:
+        for sink in self._audience_sinks():
+            sink.after_rows()
         if self._progress.due():
             for sink in self._audience_sinks():
                 sink.flush_metrics()
@@ -220,6 +226,7 @@ class TargetPinterestAudiences(Target):
             # In place: the reader's loop holds this very dict.
             for name, sink in self._sinks_active.items():
                 self._reader.ingesters[name] = t.cast(AudienceSink, sink).ingest
+                self._reader.absorbers[name] = t.cast(AudienceSink, sink).absorb
 
     def _on_malformed_line(self, line_number: int, why: str) -> None:
         if self.config.get("on_invalid_record", "skip") == "fail":
@@ -262,11 +269,15 @@ class TargetPinterestAudiences(Target):
         sinks = self._audience_sinks()
         failures: list[str] = []
         plans: list[StreamPlan] = []
-        for sink in sinks:
-            try:
-                plans.append(sink.plan())
-            except StreamRefused as refused:
-                failures.append(str(refused))
+        try:
+            for sink in sinks:
+                try:
+                    # The parallel reader's workers, if any, deduplicate the members too.
+                    plans.append(sink.plan(self._reader.pool))
+                except StreamRefused as refused:
+                    failures.append(str(refused))
+        finally:
+            self._reader.close_pool()
         if self.malformed_lines:
             self.logger.warning("Skipped %d malformed input line(s).", self.malformed_lines)
         try:

@@ -1,15 +1,18 @@
-"""The member store: last row wins, deduplication, spilling to sorted runs with flat memory."""
+"""The member store: last row wins, deduplication, spilling partitions with flat memory."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from target_pinterest_audiences.collect import RowCollector
 from target_pinterest_audiences.members import MemberStore
 
 rows = st.lists(st.tuples(st.integers(0, 40), st.booleans()), max_size=300)
@@ -26,33 +29,71 @@ def expected(pairs: list[tuple[int, bool]]) -> tuple[set[bytes], set[bytes]]:
     return {d for d, a in last.items() if a}, {d for d, a in last.items() if not a}
 
 
-@given(pairs=rows, spill_at=st.integers(1, 50))
-@settings(max_examples=200, deadline=None)
+@given(pairs=rows, flush_every=st.integers(33, 2000), pooled=st.booleans())
+@settings(max_examples=150, deadline=None)
 def test_last_row_wins_with_or_without_spilling(
-    pairs: list[tuple[int, bool]], spill_at: int
+    pairs: list[tuple[int, bool]], flush_every: int, pooled: bool
 ) -> None:
-    store = MemberStore(spill_at=spill_at)
+    store = MemberStore(flush_bytes=flush_every)
     try:
         for n, is_add in pairs:
             store.add(digest(n), is_add)
-        adds, removes = store.finish()
+        with ThreadPoolExecutor(2) as pool:
+            adds, removes = store.finish(pool if pooled else None)
         want_adds, want_removes = expected(pairs)
         got_adds, got_removes = list(adds), list(removes)
         assert set(got_adds) == want_adds and len(got_adds) == len(want_adds) == adds.count
         assert set(got_removes) == want_removes and len(got_removes) == removes.count
-        assert got_adds == sorted(got_adds)
+        assert got_adds == sorted(got_adds) and got_removes == sorted(got_removes)
         for size in (1, 3, 10_000):
             assert [d for chunk in adds.chunks(size) for d in chunk] == got_adds
+            assert all(len(chunk) <= size for chunk in adds.chunks(size))
     finally:
         store.close()
 
 
-def test_spilled_runs_hold_only_digests_in_private_files_and_are_removed(tmp_path: Path) -> None:
-    store = MemberStore(spill_at=10, temp_dir=str(tmp_path))
+@given(pairs=rows, cut=st.integers(0, 300))
+@settings(max_examples=100, deadline=None)
+def test_blocks_collected_elsewhere_and_absorbed_in_order_equal_one_pass(
+    pairs: list[tuple[int, bool]], cut: int
+) -> None:
+    records = [
+        {"segment_name": "L", "email": f"user{n}@example.com", "action": "add" if a else "remove"}
+        for n, a in pairs
+    ]
+    whole = RowCollector(mirror=False)
+    for line, record in enumerate(records, 1):
+        whole.ingest(record, line)
+    first, second = RowCollector(mirror=False), RowCollector(mirror=False)
+    for line, record in enumerate(records[:cut], 1):
+        first.ingest(record, line)
+    for line, record in enumerate(records[cut:], cut + 1):
+        second.ingest(record, line)
+    first.absorb(pickle.loads(pickle.dumps(second)))  # as shipped from a worker process
+    assert first.rows == whole.rows
+    assert [bytes(p) for p in first.parts] == [bytes(p) for p in whole.parts]
+    assert first.segments == whole.segments
+
+
+def test_a_second_list_in_a_later_block_is_seen_with_its_row_number() -> None:
+    first, second = RowCollector(mirror=False), RowCollector(mirror=False)
+    for line in range(1, 4):
+        first.ingest({"segment_name": "A", "email": f"a{line}@example.com"}, line)
+    second.ingest({"segment_name": "A", "email": "x@example.com"}, 10)
+    second.ingest({"segment_name": "B", "email": "y@example.com"}, 11)
+    first.absorb(pickle.loads(pickle.dumps(second)))
+    assert first.refused
+    assert [(s.name, s.row, s.line) for s in first.segments] == [("A", 1, 1), ("B", 5, 11)]
+
+
+def test_spilled_partitions_hold_only_digests_in_private_files_and_are_removed(
+    tmp_path: Path,
+) -> None:
+    store = MemberStore(flush_bytes=33 * 10, temp_dir=str(tmp_path))
     for n in range(35):
         store.add(digest(n), n % 3 != 0)
     files = list(tmp_path.rglob("*.bin"))
-    assert len(files) == 3
+    assert files
     for file in files:
         assert stat.S_IMODE(os.stat(file).st_mode) == 0o600
         assert len(file.read_bytes()) % 33 == 0

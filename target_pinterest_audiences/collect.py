@@ -1,0 +1,210 @@
+"""Per-stream row collection: validate each row, hash its identifiers, note which list it names.
+
+A `RowCollector` is pure (no Singer, no I/O) so that the same code runs in the target's own
+process and in the parallel reader's worker processes: a worker collects one block of input
+into a fresh collector and the target `absorb`s it into the stream's collector, in input order.
+Members come out as 33-byte records (digest + action byte) appended to one of 256 partitions
+chosen by the digest's first byte; `members.MemberStore` deduplicates them (last row wins).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from hashlib import sha256
+
+from target_pinterest_audiences.identifiers import (
+    EMAIL_RE,
+    FIELD_KIND,
+    IDENTIFIER_FIELDS,
+    MAX_EMAIL_LENGTH,
+    Invalid,
+    is_list_id,
+    member_digest,
+    parse_action,
+)
+
+PARTITIONS = 256
+ADD, REMOVE = b"\x01", b"\x00"
+_UNSET = object()
+_email_fullmatch = EMAIL_RE.fullmatch
+
+
+@dataclass(frozen=True)
+class SegmentSeen:
+    """A (segment_name, segment_id) as normalized, where it was first seen, and what is wrong."""
+
+    name: str | None
+    segment_id: str | None
+    row: int  # 1-based row within the collector's rows
+    line: int
+    problem: str | None = None
+
+    def same_list(self, other: SegmentSeen) -> bool:
+        return (self.name, self.segment_id) == (other.name, other.segment_id)
+
+
+def clean_segment(name: object, segment_id: object) -> tuple[str | None, str | None, str | None]:
+    """Normalized (name, id) of a row and, if the row cannot name a list, why."""
+    clean_name = name if isinstance(name, str) and name.strip() else None
+    clean_id: str | None = None
+    problem = None
+    if isinstance(segment_id, int) and not isinstance(segment_id, bool) and segment_id >= 0:
+        clean_id = str(segment_id)
+    elif isinstance(segment_id, str) and is_list_id(segment_id.strip()):
+        clean_id = segment_id.strip()
+    elif segment_id is not None and segment_id != "":
+        problem = "segment_id must be digits, a Pinterest customer list id"
+    if clean_name is None and name is not None and name != "" and problem is None:
+        problem = "segment_name must be a string"
+    if clean_name is None and clean_id is None and problem is None:
+        problem = "the row has neither segment_name nor segment_id"
+    return clean_name, clean_id, problem
+
+
+class RowCollector:
+    """Collects rows of one stream (or one block of it). The hot path is `ingest`."""
+
+    def __init__(self, *, mirror: bool, parts: list[bytearray] | None = None) -> None:
+        self.mirror = mirror
+        self.rows = 0
+        self.invalid: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()
+        self.kinds: set[str] = set()
+        self.first_invalid: tuple[int, int, str] | None = None  # row, line, reason
+        # The first two distinct lists named: two are enough to refuse the stream.
+        self.segments: list[SegmentSeen] = []
+        self.parts = parts if parts is not None else [bytearray() for _ in range(PARTITIONS)]
+        self.member_bytes = 0  # bytes appended to parts since the owner last looked
+        self.refused = False  # set once this collector alone shows the stream names two lists
+        self.first_line = 0  # input line of the first row (set by the parallel reader)
+        self._last_name: object = _UNSET
+        self._last_id: object = _UNSET
+
+    # ---- the hot path ----------------------------------------------------------------------
+
+    def ingest(self, record: object, line: int) -> None:
+        self.rows += 1
+        if self.refused:
+            return  # nothing of this stream will be sent: stop collecting
+        if record.__class__ is not dict:
+            self._invalid(Invalid.NOT_AN_OBJECT, line)
+            return
+        get = record.get
+        name = get("segment_name")
+        segment_id = get("segment_id")
+        if name != self._last_name or segment_id != self._last_id:
+            self._see_segment(name, segment_id, line)
+            if self.refused:
+                return
+        action = get("action")
+        if action is None or self.mirror or action == "add":
+            marker = ADD
+        elif action == "remove":
+            marker = REMOVE
+        else:
+            parsed = parse_action(action)
+            if parsed is None:
+                self._invalid(Invalid.INVALID_ACTION, line)
+                return
+            marker = ADD if parsed else REMOVE
+        email = get("email")
+        if email.__class__ is str and len(record) == (
+            (name is not None) + (segment_id is not None) + (action is not None) + 1
+        ):
+            # The common row: a segment, an action and one email, nothing else to look at.
+            normalized = email.strip().lower()
+            if len(normalized) <= MAX_EMAIL_LENGTH and _email_fullmatch(normalized):
+                digest = sha256(normalized.encode()).digest()
+                self.parts[digest[0]] += digest + marker
+                self.member_bytes += 33
+                self.kinds.add("EMAIL")
+                return
+        self._ingest_identifiers(record, marker, line)
+
+    def _ingest_identifiers(self, record: dict, marker: bytes, line: int) -> None:
+        """Any mix of identifier fields, each validated; the row is invalid if none is valid."""
+        found = 0
+        first_problem: Invalid | None = None
+        for field_name in IDENTIFIER_FIELDS:
+            value = record.get(field_name)
+            if value is None or value == "":
+                continue
+            digest = member_digest(field_name, value)
+            if isinstance(digest, bytes):
+                self.parts[digest[0]] += digest + marker
+                self.member_bytes += 33
+                found += 1
+                self.kinds.add(FIELD_KIND[field_name])
+            elif first_problem is None:
+                first_problem = digest
+            else:
+                self.rejected[digest.value] += 1
+        if not found:
+            self._invalid(first_problem or Invalid.MISSING_IDENTIFIER, line)
+        elif first_problem is not None:
+            # A row with a valid identifier keeps it; its bad ones are counted, not sent.
+            self.rejected[first_problem.value] += 1
+
+    def _invalid(self, reason: Invalid, line: int) -> None:
+        self.invalid[reason.value] += 1
+        if self.first_invalid is None:
+            self.first_invalid = (self.rows, line, reason.value)
+
+    def _see_segment(self, name: object, segment_id: object, line: int) -> None:
+        self._last_name, self._last_id = name, segment_id
+        clean_name, clean_id, problem = clean_segment(name, segment_id)
+        seen = SegmentSeen(clean_name, clean_id, self.rows, line, problem)
+        if self.segments and self.segments[-1].same_list(seen):
+            return
+        if any(known.same_list(seen) for known in self.segments):
+            return
+        if len(self.segments) < 2:
+            self.segments.append(seen)
+        if len(self.segments) > 1 or problem is not None:
+            self.refused = True
+
+    # ---- merging a worker's block ---------------------------------------------------------
+
+    def absorb(self, block: RowCollector) -> None:
+        """Take a later block of the same stream, collected elsewhere, as if ingested here."""
+        offset = self.rows
+        self.rows += block.rows
+        if self.refused:
+            return
+        for seen in block.segments:
+            moved = SegmentSeen(seen.name, seen.segment_id, seen.row + offset, seen.line,
+                                seen.problem)  # fmt: skip
+            if any(known.same_list(moved) for known in self.segments):
+                continue
+            if len(self.segments) < 2:
+                self.segments.append(moved)
+            if len(self.segments) > 1 or moved.problem is not None:
+                self.refused = True
+                return
+        self.invalid.update(block.invalid)
+        self.rejected.update(block.rejected)
+        self.kinds |= block.kinds
+        if self.first_invalid is None and block.first_invalid is not None:
+            row, line, reason = block.first_invalid
+            self.first_invalid = (row + offset, line, reason)
+        parts = self.parts
+        shipped = block.__dict__.get("shipped_parts")
+        for index, data in shipped.items() if shipped is not None else enumerate(block.parts):
+            if data:
+                parts[index] += data
+        self.member_bytes += block.member_bytes
+
+    def __getstate__(self) -> dict:
+        # Ship only the partitions that hold something: most blocks fill few of the 256.
+        state = self.__dict__.copy()
+        state["parts"] = {i: bytes(p) for i, p in enumerate(self.parts) if p}
+        state["_last_name"] = state["_last_id"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        # A shipped block is only ever absorbed: keep its partitions sparse.
+        self.shipped_parts = state.pop("parts")
+        self.__dict__.update(state)
+        self.parts = []
+        self._last_name = self._last_id = _UNSET
