@@ -158,7 +158,8 @@ class StreamSync:
     # ---- members -------------------------------------------------------------------------
 
     def _send_chunk(self, list_id: str, operation: Operation, chunk: list[bytes]) -> int:
-        self.client.update_customer_list(list_id, operation, [digest.hex() for digest in chunk])
+        joined = ",".join([digest.hex() for digest in chunk])
+        self.client.update_customer_list_hashes(list_id, operation, joined, len(chunk))
         self.calls += 1
         return len(chunk)
 

@@ -223,12 +223,33 @@ class PinterestClient:
         if operation not in ("ADD", "REMOVE"):
             raise ValueError("operation must be 'ADD' or 'REMOVE'")
         list_id = str(list_id)
-        body = {"operation_type": operation, "records": ",".join(records)}
+        return self._request(
+            "PATCH",
+            f"customer_lists/{quote(list_id, safe='')}",
+            json_body={"operation_type": operation, "records": ",".join(records)},
+            description=f"PATCH customer_lists/{list_id} ({operation}, {len(records)} records)",
+            list_id=list_id,
+        )
+
+    def update_customer_list_hashes(
+        self, list_id: str, operation: Literal["ADD", "REMOVE"], joined: str, count: int
+    ) -> dict[str, Any]:
+        """`update_customer_list` with the records already comma-joined (hex hashes only).
+
+        The body is encoded once, by hand: the hashes need no JSON escaping, and a 10,000
+        record call would otherwise hold three copies of its 650 KB body.
+        """
+        if operation not in ("ADD", "REMOVE"):
+            raise ValueError("operation must be 'ADD' or 'REMOVE'")
+        if not joined.replace(",", "").isalnum():
+            raise ValueError("records must be comma-separated hex hashes")
+        list_id = str(list_id)
+        body = b'{"operation_type":"%s","records":"%s"}' % (operation.encode(), joined.encode())
         return self._request(
             "PATCH",
             f"customer_lists/{quote(list_id, safe='')}",
             json_body=body,
-            description=f"PATCH customer_lists/{list_id} ({operation}, {len(records)} records)",
+            description=f"PATCH customer_lists/{list_id} ({operation}, {count} records)",
             list_id=list_id,
         )
 
@@ -328,7 +349,7 @@ class PinterestClient:
         *,
         description: str,
         params: dict[str, Any] | None = None,
-        json_body: dict[str, Any] | None = None,
+        json_body: dict[str, Any] | bytes | None = None,
         list_id: str | None = None,
     ) -> dict[str, Any]:
         is_write = method != "GET"
@@ -352,12 +373,17 @@ class PinterestClient:
             response: requests.Response | None = None
             error: requests.RequestException | None = None
             try:
+                encoded = isinstance(json_body, bytes)
                 response = self._session().request(
                     method,
                     url,
                     params=params,
-                    json=json_body,
-                    headers={"Authorization": f"Bearer {token}"},
+                    json=None if encoded else json_body,
+                    data=json_body if encoded else None,
+                    headers={
+                        "Authorization": f"Bearer {token}",
+                        **({"Content-Type": "application/json"} if encoded else {}),
+                    },
                     timeout=self.timeout,
                 )
             except requests.RequestException as exc:
