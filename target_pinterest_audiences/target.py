@@ -8,7 +8,7 @@ import sys
 import typing as t
 
 from singer_sdk import typing as th
-from singer_sdk.exceptions import RecordsWithoutSchemaException
+from singer_sdk.exceptions import ConfigValidationError, RecordsWithoutSchemaException
 from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.target_base import Target
 
@@ -164,6 +164,20 @@ class TargetPinterestAudiences(Target):
             ),
         ),
     ).to_dict()
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        # The SDK's messages quote the offending value; for a secret that is the secret.
+        wrong = [
+            key
+            for key in SECRET_SETTINGS
+            if self._config.get(key) is not None and not isinstance(self._config[key], str)
+        ]
+        if wrong and raise_errors:
+            raise ConfigValidationError(
+                "Config validation failed",
+                errors=[f"{key} must be a string (its value is not shown)" for key in wrong],
+            )
+        return super()._validate_config(raise_errors=raise_errors)
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)

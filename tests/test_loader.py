@@ -398,3 +398,10 @@ def test_no_raw_identifier_leaves_the_process(
     assert "secret-domain" not in everything
     assert TOKEN not in run.stdout + run.stderr
     assert "input line 4" in run.stderr  # the malformed line is reported by number only
+
+
+def test_a_secret_of_the_wrong_type_is_refused_without_echoing_it(target: TargetRunner) -> None:
+    run = target.run(audience_messages("audience", "X", emails(1)), access_token=987654321)
+    assert run.returncode != 0
+    assert "access_token must be a string" in run.stderr
+    assert "987654321" not in run.stderr + run.stdout
