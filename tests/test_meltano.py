@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,12 @@ def _cache_lock() -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _clean_env(env: Mapping[str, str]) -> dict[str, str]:
+    """Neither this venv's packages nor its settings may leak into Meltano's or the plugins'."""
+    drop = {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "MELTANO_PROJECT_ROOT"}
+    return {k: v for k, v in env.items() if k not in drop}
+
+
 def _meltano_venv() -> Path:
     """A venv holding only Meltano (its dependencies must not meet singer-sdk 0.54's)."""
     meltano = MELTANO_VENV / "bin" / "meltano"
@@ -69,11 +75,12 @@ def _meltano_venv() -> Path:
     shutil.rmtree(MELTANO_VENV, ignore_errors=True)
     started = time.monotonic()
     base = getattr(sys, "_base_executable", None) or sys.executable
-    subprocess.run([base, "-m", "venv", str(MELTANO_VENV)], check=True)
+    env = _clean_env(os.environ)
+    subprocess.run([base, "-m", "venv", str(MELTANO_VENV)], check=True, env=env)
     pip = [str(MELTANO_VENV / "bin" / "python"), "-m", "pip", "install", "-q"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True, capture_output=True)
+    subprocess.run([*pip, "--upgrade", "pip"], check=True, capture_output=True, env=env)
     proc = subprocess.run(
-        [*pip, f"meltano=={MELTANO_VERSION}"], capture_output=True, text=True, check=False
+        [*pip, f"meltano=={MELTANO_VERSION}"], capture_output=True, text=True, check=False, env=env
     )
     assert proc.returncode == 0, f"pip install meltano=={MELTANO_VERSION} failed:\n{proc.stderr}"
     marker.write_text(MELTANO_VERSION)
@@ -142,9 +149,7 @@ def meltano(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "TARGET_PINTEREST_AUDIENCES_AD_ACCOUNT_ID": AD_ACCOUNT,
         "TARGET_PINTEREST_AUDIENCES_ACCESS_TOKEN": DEFAULT_ACCESS_TOKEN,
     }
-    # Neither this venv's packages nor its settings may leak into Meltano's or the plugins'.
-    for key in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "MELTANO_PROJECT_ROOT"):
-        env.pop(key, None)
+    env = _clean_env(env)
     with _cache_lock():
         executable = _meltano_venv()
         PROJECT.mkdir(parents=True, exist_ok=True)
