@@ -39,11 +39,15 @@ TOKEN = "bench-token"
 @dataclass
 class Measure:
     seconds: float
-    peak_rss_mb: float  # summed over the process tree (the target's reader workers included)
+    peak_rss_mb: float  # peak PSS of the process tree (the target's reader workers included)
 
 
-def _tree_peaks_kb(root: int, peaks: dict[int, int]) -> None:
-    """Update each descendant's (and root's) peak resident memory (VmHWM) from /proc."""
+def _tree_pss_kb(root: int) -> int:
+    """Proportional set size of a process and all its descendants, from /proc.
+
+    PSS splits each shared page among the processes sharing it, so forked workers that share
+    the parent's pages are not counted twice (summing RSS would).
+    """
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -53,17 +57,19 @@ def _tree_peaks_kb(root: int, peaks: dict[int, int]) -> None:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry))
-    todo = [root]
+    total, todo = 0, [root]
     while todo:
         pid = todo.pop()
         todo.extend(children.get(pid, []))
         try:
-            with open(f"/proc/{pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmHWM:"):
-                        peaks[pid] = max(peaks.get(pid, 0), int(line.split()[1]))
+            with open(f"/proc/{pid}/smaps_rollup") as rollup:
+                for line in rollup:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
         except OSError:
             continue
+    return total
 
 
 def run_measured(args: list[str], *, cwd: Path | None = None) -> Measure:
@@ -72,12 +78,13 @@ def run_measured(args: list[str], *, cwd: Path | None = None) -> Measure:
             tempfile.TemporaryFile() as errors:  # fmt: skip
         started = time.perf_counter()
         proc = subprocess.Popen(args, cwd=cwd, stdin=source, stdout=sink, stderr=errors)
-        peaks: dict[int, int] = {}
+        peak = 0
         done = threading.Event()
 
         def sample() -> None:
-            while not done.wait(0.02):
-                _tree_peaks_kb(proc.pid, peaks)
+            nonlocal peak
+            while not done.wait(0.01):
+                peak = max(peak, _tree_pss_kb(proc.pid))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -91,9 +98,9 @@ def run_measured(args: list[str], *, cwd: Path | None = None) -> Measure:
             errors.seek(0)
             tail = errors.read().decode(errors="replace")[-3000:]
             raise SystemExit(f"command failed ({returncode}): {' '.join(args)}\n{tail}")
-    # The sum of each process's own peak: an upper bound of the tree's peak (wait4's
-    # ru_maxrss would count the harness's pages the child held between fork and exec).
-    return Measure(elapsed, sum(peaks.values()) / 1024)
+    # Sampled every 10 ms (wait4's ru_maxrss would count the harness's own pages that the
+    # child held between fork and exec, and would miss the target's worker processes).
+    return Measure(elapsed, peak / 1024)
 
 
 def generate(path: Path, rows: int) -> list[str]:

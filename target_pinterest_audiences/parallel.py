@@ -5,7 +5,7 @@ small process pool; each worker decodes its block, collects the RECORD rows per 
 fresh `RowCollector`s, and returns them with every other message in input order. The target
 then applies the results in order, so SCHEMA, STATE and error semantics are exactly those of
 the sequential path, while decoding, validation and hashing use every core.
-This module imports nothing of the SDK, so that workers start fast.
+Workers are forked before the target starts any thread, and touch only this module.
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ def worker_count(configured: object) -> int:
 
 
 def start_pool(workers: int) -> ProcessPoolExecutor:
-    # forkserver: workers fork from a small clean process that preloaded this module, not
-    # from the target (which may hold threads and sockets by the time the pool is used).
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    # fork, while the target is still single-threaded (reading comes before any sending):
+    # workers start at once, share the parent's pages, and import nothing. spawn and
+    # forkserver would re-run the console script in every worker, SDK imports and all.
+    context = multiprocessing.get_context("fork")
     return ProcessPoolExecutor(max_workers=workers, mp_context=context)
