@@ -23,7 +23,7 @@ from typing import Any
 
 import requests
 
-from .errors import PinterestAuthError
+from .errors import PinterestAuthError, error_fields
 
 TOKEN_FILE_NAME = "refresh_token.json"  # noqa: S105 - a file name
 EXPIRY_WARNING_DAYS = 14
@@ -32,18 +32,6 @@ _TOKEN_ATTEMPTS = 3
 
 def _sha256(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
-
-
-def _error_fields(response: requests.Response) -> tuple[object, str | None]:
-    try:
-        body = response.json()
-    except ValueError:
-        return None, None
-    if not isinstance(body, dict):
-        return None, None
-    code = body.get("code", body.get("error"))
-    message = body.get("message", body.get("error_description"))
-    return code, (str(message) if message is not None else None)
 
 
 class _RefreshRefused(Exception):
@@ -228,11 +216,11 @@ class TokenManager:
                 continue
             status = response.status_code
             if status in (400, 401, 403):
-                code, message = _error_fields(response)
+                code, message = error_fields(response)
                 self.logger.warning("POST /oauth/token -> %s (code %s: %s)", status, code, message)
                 raise _RefreshRefused(status, code, message)
             if status == 429 or status >= 500:
-                code, message = _error_fields(response)
+                code, message = error_fields(response)
                 last = f"HTTP {status}, code {code}: {message}"
                 self.logger.warning(
                     "POST /oauth/token -> %s (code %s: %s); attempt %d/%d",
@@ -244,7 +232,7 @@ class TokenManager:
                 )
                 continue
             if status >= 300:
-                code, message = _error_fields(response)
+                code, message = error_fields(response)
                 raise PinterestAuthError(
                     "Unexpected answer from the Pinterest token endpoint",
                     settings=("client_id", "client_secret", "refresh_token"),

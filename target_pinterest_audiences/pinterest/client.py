@@ -26,6 +26,7 @@ from .errors import (
     PinterestError,
     RetryBudgetExhausted,
     WriteOutcomeUnknown,
+    error_fields,
 )
 from .http_retry import HttpRequest, HttpResponse, RetryPolicy, RetryState
 from .pacing import RateLimiter
@@ -101,17 +102,6 @@ def _describe_error(error: BaseException | None) -> str:
     if isinstance(error, requests.exceptions.ConnectionError):
         return "connection error"
     return type(error).__name__
-
-
-def _error_fields(response: requests.Response) -> tuple[object, str | None]:
-    try:
-        body = response.json()
-    except ValueError:
-        return None, None
-    if not isinstance(body, dict):
-        return None, None
-    message = body.get("message")
-    return body.get("code"), (str(message) if message is not None else None)
 
 
 class PinterestClient:
@@ -394,7 +384,7 @@ class PinterestClient:
                 logger.debug("%s %s -> %s", method, log_path, status)
                 if 200 <= status < 300:
                     return self._parse(response, description)
-                code, api_message = _error_fields(response)
+                code, api_message = error_fields(response)
                 if status == 401:
                     if just_refreshed:
                         raise PinterestAuthError(

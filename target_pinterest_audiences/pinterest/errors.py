@@ -7,6 +7,24 @@ HTTP status, Pinterest's error ``code`` and ``message`` and a hint.
 
 from __future__ import annotations
 
+import typing as t
+
+if t.TYPE_CHECKING:
+    import requests
+
+
+def error_fields(response: requests.Response) -> tuple[object, str | None]:
+    """Pinterest's error ``code`` and ``message`` from an answer (OAuth's names too)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    code = body.get("code", body.get("error"))
+    message = body.get("message", body.get("error_description"))
+    return code, (str(message) if message is not None else None)
+
 
 class PinterestError(Exception):
     """Base class of every error raised by this package."""
