@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import typing as t
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 from target_pinterest_audiences.sink import StreamPlan, StreamRefused
 from target_pinterest_audiences.sync import Operation, ResolvedList, StreamSync
@@ -31,20 +32,29 @@ def sync_mirror(syncer: StreamSync, plan: StreamPlan) -> dict[str, t.Any]:
     ledger = syncer.ledger
     account = syncer.options.ad_account_id
     chunk = syncer.options.records_per_request
-    if plan.adds.count == 0:
-        raise StreamRefused(
-            f"Stream '{plan.stream}' was refused and nothing was sent for it: in mirror mode an "
-            "empty stream would empty the list. If that is really wanted, remove the members "
-            "with sync_mode=explicit and action=remove."
-        )
+    wait = syncer.options.lock_wait_seconds
     lock_key = f"list:{plan.segment_id}" if plan.segment_id else f"name:{plan.segment_name}"
-    with ledger.lock(account, lock_key):
+    with ExitStack() as locks:
+        locks.enter_context(ledger.lock(account, lock_key, wait_seconds=wait))
         resolved = syncer.find_list(plan)
+        if resolved is not None and lock_key != f"list:{resolved.id}":
+            # A run naming this list by segment_id locks its id: take that lock too, so that
+            # runs by name and by id on one list never interleave their ledger updates.
+            locks.enter_context(ledger.lock(account, f"list:{resolved.id}", wait_seconds=wait))
+        if plan.adds.count == 0:
+            known = ledger.count(account, resolved.id) if resolved and resolved.id else 0
+            raise StreamRefused(
+                f"Stream '{plan.stream}' was refused and nothing was sent for it: in mirror mode "
+                f"an empty stream would empty the list (remove all {known} members the ledger "
+                "knows for it). If that is really wanted, remove the members with "
+                "sync_mode=explicit and action=remove."
+            )
         added = removed = 0
         if resolved is None:
             first = next(plan.adds.chunks(chunk))
             resolved = syncer.create_list(plan, first)
             assert resolved.id is not None
+            locks.enter_context(ledger.lock(account, f"list:{resolved.id}", wait_seconds=wait))
             ledger.confirm_added(account, resolved.id, first)
             added = len(first)
             syncer.logger.info(

@@ -81,6 +81,8 @@ def sync_options(config: t.Mapping[str, t.Any]) -> SyncOptions:
         # test-only: how long a lost create's lookup keeps looking (default 30 s)
         lost_create_settle=float(config.get("_lost_create_settle_seconds", 30)),
         progress_interval=float(config.get("_progress_interval_seconds", 30)),
+        # test-only: how long mirror mode waits for another run's lock on a list (default 30 s)
+        lock_wait_seconds=float(config.get("_ledger_lock_wait_seconds", 30)),
     )
 
 
@@ -100,9 +102,14 @@ def run_streams(
         client = build_client(config, work_dir)
         ledger = None
         if options.mirror:
-            from target_pinterest_audiences.ledger import Ledger
+            from target_pinterest_audiences.ledger import Ledger, LedgerError
 
-            ledger = Ledger(config.get("ledger_url"), base_dir=Path.cwd())
+            try:
+                ledger = Ledger(config.get("ledger_url"), base_dir=Path.cwd())
+            except LedgerError as error:
+                from target_pinterest_audiences.target import TargetError
+
+                raise TargetError(str(error)) from None
             stack.callback(ledger.close)
         for plan in plans:
             logger.info(
@@ -131,6 +138,14 @@ def run_streams(
             except StreamRefused as refused:
                 failures.append(str(refused))
             except PinterestError as error:
+                failures.append(f"Stream '{plan.stream}' failed: {error}")
+            except Exception as error:
+                # The mirror ledger's errors (another run holds the list, an unreachable
+                # ledger_url) fail this stream with their message, not a traceback.
+                from target_pinterest_audiences.ledger import LedgerError
+
+                if not isinstance(error, LedgerError):
+                    raise
                 failures.append(f"Stream '{plan.stream}' failed: {error}")
     return entries, failures
 

@@ -48,6 +48,8 @@ class SyncOptions:
     # before creating again: a slow create (the read timed out) may still land.
     lost_create_settle: float = 30.0
     progress_interval: float = 30.0
+    # Mirror mode: how long to wait for another run's lock on the same list before failing.
+    lock_wait_seconds: float = 30.0
 
 
 @dataclass
