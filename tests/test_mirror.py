@@ -405,7 +405,8 @@ def test_two_runs_at_once_the_second_fails_clearly_or_waits(
 ) -> None:
     ok(mirror.run(audience_messages("audience", "Busy", A[:1])))
     list_id = only_list(emulator)
-    emulator.add_fault("latency", method="PATCH", seconds=0.25, times=None)
+    # the first run takes about 11 x 0.35 s: time for the impatient run to start and give up
+    emulator.add_fault("latency", method="PATCH", seconds=0.35, times=None)
     slow = {"records_per_request": 1, "_calls_in_flight": 1}
 
     def stream(addresses: list[str]) -> list[dict[str, Any]]:
