@@ -285,6 +285,20 @@ class TargetPinterestAudiences(Target):
         plans: list[StreamPlan] = []
         try:
             for sink in sinks:
+                if sink.rows == 0:
+                    # A SCHEMA without rows (say, an incremental tap with nothing new).
+                    if self.config.get("sync_mode", "explicit") == "mirror":
+                        failures.append(
+                            f"Stream '{sink.stream_name}' was refused and nothing was sent for "
+                            "it: it has no rows, and in mirror mode an empty stream would empty "
+                            "its customer list. Check the upstream query; to empty a list on "
+                            "purpose, send its members with sync_mode=explicit and action=remove."
+                        )
+                    else:
+                        self.logger.info(
+                            "Stream '%s' has no rows: nothing to send.", sink.stream_name
+                        )
+                    continue
                 try:
                     # The parallel reader's workers, if any, deduplicate the members too.
                     plans.append(sink.plan(self._reader.pool))

@@ -405,3 +405,14 @@ def test_a_secret_of_the_wrong_type_is_refused_without_echoing_it(target: Target
     assert run.returncode != 0
     assert "access_token must be a string" in run.stderr
     assert "987654321" not in run.stderr + run.stdout
+
+
+def test_a_stream_without_rows_is_nothing_to_do_in_explicit_mode(
+    target: TargetRunner, emulator: PinterestEmulator
+) -> None:
+    messages = [schema_message("empty"), *audience_messages("full", "Full", emails(2))]
+    run = target.run(messages)
+    assert run.returncode == 0, run.stderr
+    assert "Stream 'empty' has no rows" in run.stderr
+    assert set(run.state["pinterest_audiences"]) == {"full"}
+    assert [item["name"] for item in emulator.lists(AD_ACCOUNT)] == ["Full"]
