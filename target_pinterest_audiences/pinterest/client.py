@@ -137,6 +137,9 @@ class PinterestClient:
             max_reads_per_minute, clock=self.retry.clock, sleep=self.retry.sleep
         )
         self.stats = ClientStats()
+        # The last token some call succeeded with: a refreshed token that is refused after it
+        # worked has expired since (other calls used it up), it was not refused outright.
+        self._proven_token: str | None = None
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()
@@ -349,6 +352,7 @@ class PinterestClient:
         request = HttpRequest(method=method, path=log_path, description=description)
         state = RetryState()
         just_refreshed = False
+        auth_refreshes = 0
         while True:
             waited = limiter.acquire()
             token = self.tokens.get()
@@ -383,10 +387,12 @@ class PinterestClient:
                 status = response.status_code
                 logger.debug("%s %s -> %s", method, log_path, status)
                 if 200 <= status < 300:
+                    self._proven_token = token
                     return self._parse(response, description)
                 code, api_message = error_fields(response)
                 if status == 401:
-                    if just_refreshed:
+                    expired_since = token == self._proven_token and auth_refreshes < 3
+                    if just_refreshed and not expired_since:
                         raise PinterestAuthError(
                             f"Pinterest refused {description} with a freshly refreshed token",
                             settings=("refresh_token", "client_id", "client_secret"),
@@ -409,6 +415,7 @@ class PinterestClient:
                         )
                     logger.info("%s %s -> 401; refreshing the access token", method, log_path)
                     self.tokens.refresh(token)
+                    auth_refreshes += 1
                     with self.stats._lock:
                         self.stats.token_refreshes = self.tokens.refresh_count
                         self.stats.auth_retries += 1
