@@ -305,7 +305,8 @@ class StreamSync:
         stats = self.client.stats.as_dict()
         self.logger.info(
             "Summary: stream '%s' synced in %.1fs: %d rows, %d invalid (%s), %d added, "
-            "%d removed, %d write calls, %d retries; list %s, audience %s.",
+            "%d removed, %d write calls (%.1fs waiting for the quota), %d retries; "
+            "list %s, audience %s.",
             plan.stream,
             time.monotonic() - started,
             plan.rows,
@@ -314,6 +315,7 @@ class StreamSync:
             entry["records_added"],
             entry["records_removed"],
             stats["writes"] - self._stats_at_start["writes"],
+            stats["pacer_wait_seconds"] - self._stats_at_start["pacer_wait_seconds"],
             stats["retries"] - self._stats_at_start["retries"],
             entry["customer_list_id"],
             entry["audience_id"],

@@ -146,9 +146,9 @@ def test_a_burst_under_the_quota_is_not_slowed(
 ) -> None:
     addresses = emails(16)
     run = ok(target.run(audience_messages("audience", "Burst", addresses), records_per_request=2))
-    times = [r.time for r in writes(emulator)]
-    assert len(times) == 9  # create + 7 PATCH + audience
-    assert times[-1] - times[0] < 1.5  # the default 400/min leaves room: no sleeping
+    assert len(writes(emulator)) == 9  # create + 7 PATCH + audience
+    # the default 400/min leaves room: the pacer never made a call wait
+    assert "9 write calls (0.0s waiting for the quota)" in run.stderr
     exact_members(emulator, run.entry()["customer_list_id"], hashes(addresses))
 
 
@@ -192,7 +192,7 @@ def test_reads_are_paced_separately_from_writes(
     reads = [r for r in emulator.requests if r.method == "GET"]
     assert len(reads) >= 11
     first_write = writes(emulator)[0].time
-    assert first_write - reads[0].time < 2.0
+    assert first_write - reads[0].time < 6.0  # were reads paced as writes: 15 s
     exact_members(emulator, run.entry()["customer_list_id"], hashes(addresses))
 
 
