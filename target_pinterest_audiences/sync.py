@@ -25,6 +25,7 @@ from target_pinterest_audiences.pinterest import (
     PinterestClient,
     WriteOutcomeUnknown,
 )
+from target_pinterest_audiences.members import DIGEST_SIZE
 from target_pinterest_audiences.progress import SendProgress
 from target_pinterest_audiences.sink import StreamPlan, StreamRefused
 
@@ -160,7 +161,7 @@ class StreamSync:
     # ---- members -------------------------------------------------------------------------
 
     def _send_chunk(self, list_id: str, operation: Operation, chunk: list[bytes]) -> int:
-        joined = ",".join([digest.hex() for digest in chunk])
+        joined = b"".join(chunk).hex(",", DIGEST_SIZE)  # 64 hex digits, comma, 64 ...
         self.client.update_customer_list_hashes(list_id, operation, joined, len(chunk))
         self.calls += 1
         return len(chunk)

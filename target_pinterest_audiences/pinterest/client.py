@@ -234,7 +234,9 @@ class PinterestClient:
         """
         if operation not in ("ADD", "REMOVE"):
             raise ValueError("operation must be 'ADD' or 'REMOVE'")
-        if not joined.replace(",", "").isalnum():
+        # Cheap scans (isalnum would walk 640 KB of str per call): ASCII without quote or
+        # backslash needs no JSON escaping.
+        if not joined.isascii() or '"' in joined or "\\" in joined:
             raise ValueError("records must be comma-separated hex hashes")
         list_id = str(list_id)
         body = b'{"operation_type":"%s","records":"%s"}' % (operation.encode(), joined.encode())
