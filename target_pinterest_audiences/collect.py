@@ -9,9 +9,12 @@ chosen by the digest's first byte; `members.MemberStore` deduplicates them (last
 
 from __future__ import annotations
 
+import typing as t
 from collections import Counter
 from dataclasses import dataclass
 from hashlib import sha256
+
+import msgspec
 
 from target_pinterest_audiences.identifiers import (
     EMAIL_RE,
@@ -25,6 +28,38 @@ from target_pinterest_audiences.identifiers import (
 )
 
 PARTITIONS = 256
+
+
+class AudienceRecord(msgspec.Struct):
+    """The fields of the standard audience schema that matter; any others are ignored.
+
+    Typed `Any` so that a wrong-typed value (a number, a list, ...) arrives as it is and is
+    counted as an invalid row, never rejected by the decoder for the whole line.
+    """
+
+    segment_name: t.Any = None
+    segment_id: t.Any = None
+    email: t.Any = None
+    email_sha256: t.Any = None
+    idfa: t.Any = None
+    idfa_sha256: t.Any = None
+    maid: t.Any = None
+    maid_sha256: t.Any = None
+    action: t.Any = None
+
+
+class RecordLine(msgspec.Struct):
+    """A Singer message decoded for the RECORD fast path (other types are decoded again)."""
+
+    type: t.Any = None
+    stream: t.Any = None
+    record: AudienceRecord | None = None
+
+
+# Raises msgspec.ValidationError when "record" is not an object: such lines take the
+# general path, which counts the row as invalid.
+decode_record_line = msgspec.json.Decoder(RecordLine).decode
+_convert = msgspec.convert
 ADD, REMOVE = b"\x01", b"\x00"
 _UNSET = object()
 _email_fullmatch = EMAIL_RE.fullmatch
@@ -84,20 +119,26 @@ class RowCollector:
     # ---- the hot path ----------------------------------------------------------------------
 
     def ingest(self, record: object, line: int) -> None:
+        """One row as a decoded JSON value (BATCH files, stream maps, odd input lines)."""
+        if record.__class__ is not dict:
+            self.rows += 1
+            if not self.refused:
+                self._invalid(Invalid.NOT_AN_OBJECT, line)
+            return
+        self.ingest_record(_convert(record, AudienceRecord), line)
+
+    def ingest_record(self, record: AudienceRecord, line: int) -> None:
+        """One row, decoded straight into the audience fields (the readers' common case)."""
         self.rows += 1
         if self.refused:
             return  # nothing of this stream will be sent: stop collecting
-        if record.__class__ is not dict:
-            self._invalid(Invalid.NOT_AN_OBJECT, line)
-            return
-        get = record.get
-        name = get("segment_name")
-        segment_id = get("segment_id")
+        name = record.segment_name
+        segment_id = record.segment_id
         if name != self._last_name or segment_id != self._last_id:
             self._see_segment(name, segment_id, line)
             if self.refused:
                 return
-        action = get("action")
+        action = record.action
         if action is None or self.mirror or action == "add":
             marker = ADD
         elif action == "remove":
@@ -108,11 +149,16 @@ class RowCollector:
                 self._invalid(Invalid.INVALID_ACTION, line)
                 return
             marker = ADD if parsed else REMOVE
-        email = get("email")
-        if email.__class__ is str and len(record) == (
-            (name is not None) + (segment_id is not None) + (action is not None) + 1
+        email = record.email
+        if (
+            email.__class__ is str
+            and record.email_sha256 is None
+            and record.maid is None
+            and record.idfa is None
+            and record.maid_sha256 is None
+            and record.idfa_sha256 is None
         ):
-            # The common row: a segment, an action and one email, nothing else to look at.
+            # The common row: one email, no other identifier to look at.
             normalized = email.strip().lower()
             if len(normalized) <= MAX_EMAIL_LENGTH and _email_fullmatch(normalized):
                 digest = sha256(normalized.encode()).digest()
@@ -122,12 +168,12 @@ class RowCollector:
                 return
         self._ingest_identifiers(record, marker, line)
 
-    def _ingest_identifiers(self, record: dict, marker: bytes, line: int) -> None:
+    def _ingest_identifiers(self, record: AudienceRecord, marker: bytes, line: int) -> None:
         """Any mix of identifier fields, each validated; the row is invalid if none is valid."""
         found = 0
         first_problem: Invalid | None = None
         for field_name in IDENTIFIER_FIELDS:
-            value = record.get(field_name)
+            value = getattr(record, field_name)
             if value is None or value == "":
                 continue
             digest = member_digest(field_name, value)

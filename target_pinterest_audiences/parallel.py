@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import msgspec
 
-from target_pinterest_audiences.collect import RowCollector
+from target_pinterest_audiences.collect import RowCollector, decode_record_line
 
 BLOCK_BYTES = 1 << 20
 _decode = msgspec.json.Decoder().decode
@@ -36,20 +36,26 @@ def collect_block(block: bytes, first_line: int, mirror: bool) -> list[Segment]:
     for raw in block.split(b"\n"):
         line += 1
         try:
-            message = _decode(raw)
+            fast = decode_record_line(raw)
+        except msgspec.ValidationError:
+            fast = None  # "record" is not an object: the general path counts the row
         except msgspec.DecodeError:
             if not raw.strip():
                 continue  # blank lines are harmless
-            message = _MALFORMED
-        if message.__class__ is dict and message.get("type") == "RECORD":
-            name = message.get("stream")
-            if name.__class__ is str and "record" in message:
+            fast = None
+        if fast is not None and fast.type == "RECORD" and fast.record is not None:
+            name = fast.stream
+            if name.__class__ is str:
                 collector = collectors.get(name)
                 if collector is None:
                     collector = collectors[name] = RowCollector(mirror=mirror)
                     collector.first_line = line
-                collector.ingest(message["record"], line)
+                collector.ingest_record(fast.record, line)
                 continue
+        try:
+            message = _decode(raw)
+        except msgspec.DecodeError:
+            message = _MALFORMED
         if collectors:
             segments.append(("records", collectors))
             collectors = {}

@@ -23,7 +23,7 @@ import msgspec
 from singer_sdk.singerlib.encoding.base import GenericSingerReader
 
 from target_pinterest_audiences import parallel
-from target_pinterest_audiences.collect import RowCollector
+from target_pinterest_audiences.collect import AudienceRecord, RowCollector, decode_record_line
 
 _decoder = msgspec.json.Decoder()
 TICK_RECORDS = 8192  # a power of two: the check is a bit mask
@@ -42,10 +42,10 @@ class AudienceReader(GenericSingerReader[t.Any]):
         # Called with (line_number, why) for a line that is not a JSON object with a "type".
         # The target decides whether that is fatal (on_invalid_record=fail) or counted.
         self.on_malformed: t.Callable[[int, str], None] = _raise_malformed
-        # stream name -> the sink's ingest(record, line) / absorb(collected block). Records
+        # stream name -> the sink's ingest_record(record, line) / absorb(block). Records
         # of these streams skip the SDK's per-record path entirely. Filled by the target
         # when no stream maps are set.
-        self.ingesters: dict[str, t.Callable[[t.Any, int], None]] = {}
+        self.ingesters: dict[str, t.Callable[[AudienceRecord, int], None]] = {}
         self.absorbers: dict[str, t.Callable[[RowCollector], None]] = {}
         # Called every TICK_RECORDS records or every block (progress logs, metrics, spilling).
         self.on_tick: t.Callable[[], None] = _nothing
@@ -85,13 +85,26 @@ class AudienceReader(GenericSingerReader[t.Any]):
     ) -> t.Counter[str]:
         stats: Counter[str] = Counter()
         decode = _decoder.decode
+        decode_fast = decode_record_line
         ingesters = self.ingesters
         records = 0
         line_number = 0
         for line in stream:
             line_number += 1
+            # The hot path: a RECORD of a known stream goes straight to its sink's collector.
             try:
-                message = decode(line)
+                fast = decode_fast(line)
+                if fast.type == "RECORD" and fast.record is not None:
+                    name = fast.stream
+                    ingest = ingesters.get(name) if name.__class__ is str else None
+                    if ingest is not None:
+                        ingest(fast.record, line_number)
+                        records += 1
+                        if not records & (TICK_RECORDS - 1):
+                            self.on_tick()
+                        continue
+            except msgspec.ValidationError:
+                pass  # "record" is not an object: the general path counts the row
             except msgspec.DecodeError:
                 self.line_number = line_number
                 if not line.strip():
@@ -99,17 +112,13 @@ class AudienceReader(GenericSingerReader[t.Any]):
                 self.on_malformed(line_number, "is not valid JSON")
                 stats["MALFORMED"] += 1
                 continue
-            # The hot path: a RECORD of a known stream goes straight to its sink.
-            if message.__class__ is dict and message.get("type") == "RECORD":
-                name = message.get("stream")
-                ingest = ingesters.get(name) if name.__class__ is str else None
-                if ingest is not None and "record" in message:
-                    ingest(message["record"], line_number)
-                    records += 1
-                    if not records & (TICK_RECORDS - 1):
-                        self.on_tick()
-                    continue
             self.line_number = line_number
+            try:
+                message = decode(line)
+            except msgspec.DecodeError:  # valid up to where the fast decoder stopped
+                self.on_malformed(line_number, "is not valid JSON")
+                stats["MALFORMED"] += 1
+                continue
             self._dispatch(message, line_number, callbacks, stats)
         stats["RECORD"] += records
         self.line_number = line_number

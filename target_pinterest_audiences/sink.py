@@ -71,6 +71,7 @@ class AudienceSink(BatchSink):
         )
         # The hot path calls the collector directly (see AudienceReader.ingesters).
         self.ingest = self.collector.ingest
+        self.ingest_record = self.collector.ingest_record
         self._noted_bytes = 0
         self._reported_rows = 0
         self._dropped = False

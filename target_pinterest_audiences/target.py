@@ -239,7 +239,7 @@ class TargetPinterestAudiences(Target):
         if self._fast_path:
             # In place: the reader's loop holds this very dict.
             for name, sink in self._sinks_active.items():
-                self._reader.ingesters[name] = t.cast(AudienceSink, sink).ingest
+                self._reader.ingesters[name] = t.cast(AudienceSink, sink).ingest_record
                 self._reader.absorbers[name] = t.cast(AudienceSink, sink).absorb
 
     def _on_malformed_line(self, line_number: int, why: str) -> None:

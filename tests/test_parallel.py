@@ -103,3 +103,19 @@ def test_a_record_before_its_schema_late_in_the_input_is_named(
     )
     assert "Traceback" not in run.stderr
     assert json.dumps("g@example.com") not in run.stderr
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_line_broken_after_a_wrong_typed_record_is_a_skipped_line(
+    target: TargetRunner, emulator: PinterestEmulator, workers: int
+) -> None:
+    # The fast decoder stops at the list (a validation error); the line is also truncated.
+    broken = '{"type": "RECORD", "stream": "a", "record": [1, 2'
+    messages: list[dict | str] = list(audience_messages("a", "List A", emails(ROWS)))
+    messages.insert(5, broken)
+    messages.insert(6, '{"type": "RECORD", "stream": "a", "record": ["secret@example.com"]}')
+    run = target.run(messages, _parallel_workers=workers)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Skipping input line 6" in run.stderr
+    assert run.entry("a")["invalid_by_reason"] == {"record_not_an_object": 1}
+    assert "secret@example.com" not in run.stderr and "Traceback" not in run.stderr
