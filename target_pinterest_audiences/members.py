@@ -58,10 +58,13 @@ class MemberSet:
 
 def dedupe(data: bytes | bytearray) -> tuple[bytes, bytes]:
     """Sorted (adds, removes) of one partition's records; a digest's last record decides."""
-    last: dict[bytes, int] = {}
-    for offset in range(0, len(data), RECORD_SIZE):
-        last[bytes(data[offset : offset + DIGEST_SIZE])] = data[offset + DIGEST_SIZE]
+    # dict(zip(...)) keeps the last action of each digest, all in C but for the slicing.
+    size = len(data) - len(data) % RECORD_SIZE
+    digests = [bytes(data[i : i + DIGEST_SIZE]) for i in range(0, size, RECORD_SIZE)]
+    last = dict(zip(digests, data[DIGEST_SIZE::RECORD_SIZE], strict=False))
     ordered = sorted(last)
+    if all(last.values()):  # the common case: nobody removed
+        return b"".join(ordered), b""
     adds = b"".join([digest for digest in ordered if last[digest]])
     removes = b"".join([digest for digest in ordered if not last[digest]])
     return adds, removes
