@@ -82,7 +82,6 @@ class MemberStore:
     def __init__(self, flush_bytes: int = 16 << 20, temp_dir: str | None = None) -> None:
         self.parts: list[bytearray] = [bytearray() for _ in range(PARTITIONS)]
         self.flush_bytes = flush_bytes
-        self._buffered_hint = 0
         self._temp_parent = temp_dir
         self._temp_dir: Path | None = None
         self._spilled: set[int] = set()
@@ -90,12 +89,11 @@ class MemberStore:
     def add(self, digest: bytes, is_add: bool) -> None:
         """One member (the collectors append to `parts` directly; this is for tests and tools)."""
         self.parts[digest[0]] += digest + (b"\x01" if is_add else b"\x00")
-        self.note_appended(RECORD_SIZE)
+        self.spill_if_full()
 
-    def note_appended(self, size: int) -> None:
-        """Tell the store how many bytes were appended to `parts`; spill beyond the bound."""
-        self._buffered_hint += size
-        if self._buffered_hint >= self.flush_bytes:
+    def spill_if_full(self) -> None:
+        """Spill the partitions to disk once they hold more than the bound (call it often)."""
+        if sum(map(len, self.parts)) >= self.flush_bytes:
             self.flush()
 
     def flush(self) -> None:
@@ -109,7 +107,6 @@ class MemberStore:
                     file.write(data)
                 self._spilled.add(index)
                 data.clear()
-        self._buffered_hint = 0
 
     def finish(self, pool: Executor | None = None) -> tuple[MemberSet, MemberSet]:
         """Deduplicated (adds, removes); a member's last row decides which it is in."""

@@ -72,7 +72,6 @@ class AudienceSink(BatchSink):
         # The hot path calls the collector directly (see AudienceReader.ingesters).
         self.ingest = self.collector.ingest
         self.ingest_record = self.collector.ingest_record
-        self._noted_bytes = 0
         self._reported_rows = 0
         self._dropped = False
 
@@ -158,10 +157,7 @@ class AudienceSink(BatchSink):
                 self._dropped = True
                 self.members.close()  # nothing of this stream will be sent
             return
-        appended = collector.member_bytes - self._noted_bytes
-        if appended:
-            self._noted_bytes = collector.member_bytes
-            self.members.note_appended(appended)
+        self.members.spill_if_full()
 
     def flush_metrics(self) -> None:
         """Report rows read since the last call to the SDK's record counter metric."""

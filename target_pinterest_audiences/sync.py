@@ -20,12 +20,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from target_pinterest_audiences.members import DIGEST_SIZE
 from target_pinterest_audiences.pinterest import (
     PinterestApiError,
     PinterestClient,
     WriteOutcomeUnknown,
 )
-from target_pinterest_audiences.members import DIGEST_SIZE
 from target_pinterest_audiences.progress import SendProgress
 from target_pinterest_audiences.sink import StreamPlan, StreamRefused
 

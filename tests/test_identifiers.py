@@ -174,3 +174,29 @@ def test_actions(value: object, expected: bool | None) -> None:
 )
 def test_list_type_inference(kinds: set[str], expected: str) -> None:
     assert ids.infer_list_type(kinds) == expected
+
+
+@given(
+    text=st.one_of(
+        st.text(max_size=80),
+        st.from_regex(
+            r"[a-z0-9._%+'-]{1,70}@([a-z0-9-]{0,65}\.){1,3}[a-z0-9-]{1,66}", fullmatch=True
+        ),
+    )
+)
+@settings(max_examples=500)
+def test_the_fast_ascii_email_check_accepts_nothing_the_full_rule_refuses(text: str) -> None:
+    from target_pinterest_audiences.collect import PLAIN_EMAIL_RE
+
+    if PLAIN_EMAIL_RE.fullmatch(text):
+        assert ids.EMAIL_RE.fullmatch(text)
+
+
+@given(email=emails)
+def test_the_collector_hashes_emails_exactly_as_the_identifier_rules_do(email: str) -> None:
+    from target_pinterest_audiences.collect import RowCollector
+
+    collector = RowCollector(mirror=False)
+    collector.ingest({"segment_name": "L", "email": f" {email.upper()} "}, 1)
+    stored = b"".join(collector.parts)
+    assert stored == member_digest("email", email) + b"\x01"
