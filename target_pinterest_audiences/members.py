@@ -4,8 +4,9 @@ Members arrive as 33-byte records (32-byte digest + action byte 1=add, 0=remove)
 input order, to one of 256 partitions by the digest's first byte (see `collect.py`). Beyond a
 bound the partitions are appended to one file each. `finish()` then deduplicates partition by
 partition (a dict of one partition at a time, the latest record of a digest winning) and
-writes the ADD and REMOVE sets in sorted order: partitions are ranges of the digest space, so
-sorting each one sorts the whole. Partitions are independent, so a process pool can do it.
+writes the ADD and REMOVE sets partition after partition (unsorted: order of sending does not
+matter, and the mirror ledger sorts for itself). Partitions are independent, so a process
+pool can do it.
 
 Only digests ever reach disk, in a private temporary directory removed by `close()`.
 """
@@ -26,7 +27,7 @@ RECORD_SIZE = DIGEST_SIZE + 1
 
 
 class MemberSet:
-    """A finished, deduplicated, sorted set of digests: in memory or in files of 32-byte records."""
+    """A finished, deduplicated set of digests: in memory or in files of 32-byte records."""
 
     def __init__(self, digests: list[bytes] | None = None, paths: list[Path] | None = None,
                  count: int = 0) -> None:  # fmt: skip
@@ -35,7 +36,7 @@ class MemberSet:
         self.count = len(digests) if digests is not None else count
 
     def chunks(self, size: int) -> Iterator[list[bytes]]:
-        """The digests in lists of at most ``size``, in sorted order."""
+        """The digests in lists of at most ``size``."""
         if self._digests is not None:
             for start in range(0, len(self._digests), size):
                 yield self._digests[start : start + size]
@@ -57,16 +58,15 @@ class MemberSet:
 
 
 def dedupe(data: bytes | bytearray) -> tuple[bytes, bytes]:
-    """Sorted (adds, removes) of one partition's records; a digest's last record decides."""
+    """(adds, removes) of one partition's records; a digest's last record decides."""
     # dict(zip(...)) keeps the last action of each digest, all in C but for the slicing.
     size = len(data) - len(data) % RECORD_SIZE
     digests = [bytes(data[i : i + DIGEST_SIZE]) for i in range(0, size, RECORD_SIZE)]
     last = dict(zip(digests, data[DIGEST_SIZE::RECORD_SIZE], strict=False))
-    ordered = sorted(last)
     if all(last.values()):  # the common case: nobody removed
-        return b"".join(ordered), b""
-    adds = b"".join([digest for digest in ordered if last[digest]])
-    removes = b"".join([digest for digest in ordered if not last[digest]])
+        return b"".join(last), b""
+    adds = b"".join([digest for digest, action in last.items() if action])
+    removes = b"".join([digest for digest, action in last.items() if not action])
     return adds, removes
 
 
