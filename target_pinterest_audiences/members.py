@@ -52,6 +52,23 @@ class MemberSet:
         if chunk:
             yield chunk
 
+    def blobs(self, size: int) -> Iterator[bytes]:
+        """The digests concatenated, at most ``size`` to a blob (no per-digest objects)."""
+        if self._digests is not None:
+            for chunk in self.chunks(size):
+                yield b"".join(chunk)
+            return
+        pending = b""
+        for path in self._paths:
+            with path.open("rb") as file:
+                while block := file.read(DIGEST_SIZE * size - len(pending)):
+                    pending += block
+                    if len(pending) == DIGEST_SIZE * size:
+                        yield pending
+                        pending = b""
+        if pending:
+            yield pending
+
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self.chunks(8192):
             yield from chunk

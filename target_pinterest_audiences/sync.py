@@ -160,16 +160,19 @@ class StreamSync:
 
     # ---- members -------------------------------------------------------------------------
 
-    def _send_chunk(self, list_id: str, operation: Operation, chunk: list[bytes]) -> int:
-        joined = b"".join(chunk).hex(",", DIGEST_SIZE)  # 64 hex digits, comma, 64 ...
-        self.client.update_customer_list_hashes(list_id, operation, joined, len(chunk))
+    def _send_chunk(self, list_id: str, operation: Operation, chunk: list[bytes] | bytes) -> int:
+        # A chunk is a list of digests, or (explicit mode) one blob of concatenated digests.
+        blob = chunk if isinstance(chunk, bytes) else b"".join(chunk)
+        count = len(blob) // DIGEST_SIZE
+        joined = blob.hex(",", DIGEST_SIZE)  # 64 hex digits, comma, 64 ...
+        self.client.update_customer_list_hashes(list_id, operation, joined, count)
         self.calls += 1
-        return len(chunk)
+        return count
 
     def send_members(
         self,
         list_id: str,
-        batches: Iterator[tuple[Operation, list[bytes]]],
+        batches: Iterator[tuple[Operation, list[bytes]]] | Iterator[tuple[Operation, bytes]],
         on_accepted: Callable[[Operation, list[bytes]], None] | None = None,
         *,
         stream: str = "",
@@ -181,7 +184,7 @@ class StreamSync:
         ``on_accepted`` runs in this thread, in completion order, after Pinterest accepted.
         """
         accepted = {"ADD": 0, "REMOVE": 0}
-        in_flight: dict[Future[int], tuple[Operation, list[bytes]]] = {}
+        in_flight: dict[Future[int], tuple[Operation, Any]] = {}
         limit = self.options.calls_in_flight
         progress = SendProgress(self.logger, stream, total, self.options.progress_interval)
         with (
@@ -205,7 +208,7 @@ class StreamSync:
 
     @staticmethod
     def _collect(
-        in_flight: dict[Future[int], tuple[Operation, list[bytes]]],
+        in_flight: dict[Future[int], tuple[Operation, Any]],
         accepted: dict[str, int],
         on_accepted: Callable[[Operation, list[bytes]], None] | None,
         progress: SendProgress,
@@ -346,14 +349,14 @@ class StreamSync:
 
 def _operations(
     plan: StreamPlan, chunk: int, *, skip_first_add: bool
-) -> Iterator[tuple[Operation, list[bytes]]]:
-    adds = plan.adds.chunks(chunk)
+) -> Iterator[tuple[Operation, bytes]]:
+    adds = plan.adds.blobs(chunk)
     if skip_first_add:
         next(adds, None)
-    for batch in adds:
-        yield "ADD", batch
-    for batch in plan.removes.chunks(chunk):
-        yield "REMOVE", batch
+    for blob in adds:
+        yield "ADD", blob
+    for blob in plan.removes.blobs(chunk):
+        yield "REMOVE", blob
 
 
 def _most_recent(lists: list[dict[str, Any]]) -> dict[str, Any]:

@@ -100,3 +100,20 @@ def test_spilled_partitions_hold_only_digests_in_private_files_and_are_removed(
     assert adds.count + removes.count == 35
     store.close()
     assert not any(tmp_path.iterdir())
+
+
+@given(pairs=rows, flush_every=st.integers(33, 2000), size=st.integers(1, 7))
+@settings(max_examples=60, deadline=None)
+def test_blobs_carry_the_same_digests_as_chunks(
+    pairs: list[tuple[int, bool]], flush_every: int, size: int
+) -> None:
+    store = MemberStore(flush_bytes=flush_every)
+    try:
+        for n, is_add in pairs:
+            store.add(digest(n), is_add)
+        adds, _ = store.finish()
+        blobs = list(adds.blobs(size))
+        assert all(0 < len(blob) <= 32 * size for blob in blobs)
+        assert b"".join(blobs) == b"".join(d for chunk in adds.chunks(size) for d in chunk)
+    finally:
+        store.close()
