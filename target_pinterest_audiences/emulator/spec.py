@@ -17,6 +17,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs
 
+import msgspec
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
@@ -318,8 +319,9 @@ def _parse_body(media: str, raw: bytes) -> tuple[Any, str | None]:
             return None, _short(f"body is not valid form data: {exc}")
         return {k: v[0] if len(v) == 1 else v for k, v in form.items()}, None
     try:
-        return json.loads(raw), None
-    except (UnicodeDecodeError, ValueError) as exc:
+        # msgspec: a 10,000-hash body parses several times faster than with json.
+        return _json_decode(raw), None
+    except msgspec.DecodeError as exc:
         return None, _short(f"body is not valid JSON: {exc}")
 
 
@@ -330,3 +332,6 @@ def parse_body(content_type: str | None, raw: bytes) -> Any:
     media = (content_type or "").split(";", 1)[0].strip().lower()
     body, error = _parse_body(media, raw)
     return None if error else body
+
+
+_json_decode = msgspec.json.Decoder().decode
