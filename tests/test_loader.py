@@ -416,3 +416,25 @@ def test_a_stream_without_rows_is_nothing_to_do_in_explicit_mode(
     assert "Stream 'empty' has no rows" in run.stderr
     assert set(run.state["pinterest_audiences"]) == {"full"}
     assert [item["name"] for item in emulator.lists(AD_ACCOUNT)] == ["Full"]
+
+
+def test_long_runs_log_progress_a_summary_and_the_sdk_metrics(
+    target: TargetRunner, emulator: PinterestEmulator
+) -> None:
+    emulator.add_fault("latency", method="PATCH", seconds=0.2, times=None)
+    messages = audience_messages("audience", "Progress", emails(100_000))
+    run = target.run(messages, records_per_request=2000, _progress_interval_seconds=0.02)
+    assert run.returncode == 0, run.stderr[-2000:]
+    reading = [line for line in run.stderr.splitlines() if "rows read" in line]
+    sending = [line for line in run.stderr.splitlines() if "members sent" in line]
+    assert reading and "stream 'audience'" in reading[-1] and "rows/s" in reading[-1]
+    assert sending and "in flight" in sending[-1] and " of 100000 members sent" in sending[-1]
+    (summary,) = [line for line in run.stderr.splitlines() if "Summary: stream 'audience'" in line]
+    for part in ("100000 rows", "0 invalid", "100000 added", "0 removed", "write calls", "retries"):
+        assert part in summary
+    counted = [
+        json.loads(line.split("METRIC: ", 1)[1])
+        for line in run.stderr.splitlines()
+        if "METRIC: " in line and '"record_count"' in line
+    ]
+    assert sum(metric["value"] for metric in counted) == 100_000
