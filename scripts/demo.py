@@ -75,7 +75,7 @@ def main() -> int:
                 check=False,
             )
             for line in proc.stderr.splitlines():
-                if "Stream '" in line or "error" in line.lower() or "warning" in line.lower():
+                if "Summary:" in line or "error" in line.lower() or "warning" in line.lower():
                     print("  log:", line.split(" | ")[-1] if " | " in line else line)
             if proc.returncode != 0:
                 print(proc.stderr[-4000:])
