@@ -181,7 +181,10 @@ class _ApiError(Exception):
 
 
 def _split_records(records: str) -> list[str]:
-    return [item for item in (r.strip() for r in records.split(",")) if item]
+    items = records.split(",")
+    if not any(space in records for space in " \t\r\n"):  # the usual body: no strip needed
+        return [item for item in items if item]
+    return [item for item in (r.strip() for r in items) if item]
 
 
 def _encode_bookmark(payload: _Json) -> str:
