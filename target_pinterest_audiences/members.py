@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+import typing as t
+from collections.abc import Iterator
 from concurrent.futures import Executor
 from pathlib import Path
 
@@ -87,10 +88,24 @@ def dedupe(data: bytes | bytearray) -> tuple[bytes, bytes]:
     return adds, removes
 
 
-def dedupe_file(path: str, tail: bytes) -> tuple[bytes, bytes]:
-    """`dedupe` of a spilled partition file followed by its in-memory tail (for worker pools)."""
-    with open(path, "rb") as file:
-        return dedupe(file.read() + tail)
+def dedupe_partition(
+    source: str | None, tail: bytes, adds_path: str, removes_path: str
+) -> tuple[int, int]:
+    """Deduplicate one partition (its spilled file, then its in-memory tail) into two files.
+
+    Runs in the reader's worker processes when there are some: only the counts come back.
+    """
+    data = tail
+    if source is not None:
+        with open(source, "rb") as file:
+            data = file.read() + tail
+        os.unlink(source)
+    adds, removes = dedupe(data)
+    for path, digests in ((adds_path, adds), (removes_path, removes)):
+        if digests:
+            with _private_file(Path(path)) as out:
+                out.write(digests)
+    return len(adds) // DIGEST_SIZE, len(removes) // DIGEST_SIZE
 
 
 class MemberStore:
@@ -138,37 +153,28 @@ class MemberStore:
                     data.clear()
             return MemberSet(adds), MemberSet(removes)
         directory = self._ensure_temp_dir()
-        add_path, remove_path = directory / "adds.bin", directory / "removes.bin"
-        add_count = remove_count = 0
         jobs = [
-            (str(directory / f"part-{index:03d}.bin"), bytes(self.parts[index]))
-            if index in self._spilled
-            else None
+            (
+                str(directory / f"part-{index:03d}.bin") if index in self._spilled else None,
+                bytes(self.parts[index]),
+                str(directory / f"adds-{index:03d}.bin"),
+                str(directory / f"removes-{index:03d}.bin"),
+            )
             for index in range(PARTITIONS)
+            if index in self._spilled or self.parts[index]
         ]
-        results: Iterable[tuple[bytes, bytes]]
-        spilled_jobs = [job for job in jobs if job is not None]
-        if pool is not None:
-            spilled_results = iter(pool.map(dedupe_file, *zip(*spilled_jobs, strict=True)))
-        else:
-            spilled_results = (dedupe_file(path, tail) for path, tail in spilled_jobs)
-        results = (
-            next(spilled_results) if job is not None else dedupe(self.parts[index])
-            for index, job in enumerate(jobs)
-        )
-        with _private_file(add_path) as add_file, _private_file(remove_path) as remove_file:
-            for part_adds, part_removes in results:
-                add_file.write(part_adds)
-                remove_file.write(part_removes)
-                add_count += len(part_adds) // DIGEST_SIZE
-                remove_count += len(part_removes) // DIGEST_SIZE
         for data in self.parts:
             data.clear()
-        for index in self._spilled:
-            (directory / f"part-{index:03d}.bin").unlink(missing_ok=True)
         self._spilled.clear()
-        return (MemberSet(paths=[add_path], count=add_count),
-                MemberSet(paths=[remove_path], count=remove_count))  # fmt: skip
+        columns: list[tuple[t.Any, ...]] = list(zip(*jobs, strict=True)) or [(), (), (), ()]
+        mapper = pool.map if pool is not None else map
+        counts = list(mapper(dedupe_partition, *columns))
+        adds_paths = [Path(job[2]) for job, (adds, _) in zip(jobs, counts, strict=True) if adds]
+        removes_paths = [Path(job[3]) for job, (_, rem) in zip(jobs, counts, strict=True) if rem]
+        return (
+            MemberSet(paths=adds_paths, count=sum(adds for adds, _ in counts)),
+            MemberSet(paths=removes_paths, count=sum(removes for _, removes in counts)),
+        )
 
     def _ensure_temp_dir(self) -> Path:
         if self._temp_dir is None:
