@@ -83,7 +83,7 @@ def run_measured(args: list[str], *, cwd: Path | None = None) -> Measure:
 
         def sample() -> None:
             nonlocal peak
-            while not done.wait(0.01):
+            while not done.wait(0.05):
                 peak = max(peak, _tree_pss_kb(proc.pid))
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -98,7 +98,7 @@ def run_measured(args: list[str], *, cwd: Path | None = None) -> Measure:
             errors.seek(0)
             tail = errors.read().decode(errors="replace")[-3000:]
             raise SystemExit(f"command failed ({returncode}): {' '.join(args)}\n{tail}")
-    # Sampled every 10 ms (wait4's ru_maxrss would count the harness's own pages that the
+    # Sampled every 50 ms (wait4's ru_maxrss would count the harness's own pages that the
     # child held between fork and exec, and would miss the target's worker processes).
     return Measure(elapsed, peak / 1024)
 
