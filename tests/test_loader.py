@@ -438,3 +438,17 @@ def test_long_runs_log_progress_a_summary_and_the_sdk_metrics(
         if "METRIC: " in line and '"record_count"' in line
     ]
     assert sum(metric["value"] for metric in counted) == 100_000
+
+
+def test_stream_maps_still_work_through_the_sdk_path(
+    target: TargetRunner, emulator: PinterestEmulator
+) -> None:
+    # The tap's stream "raw" is renamed and its rows filtered by a user's stream map; the
+    # fast path steps aside for the SDK's per-record path, which applies the map.
+    messages = audience_messages("raw", "Mapped", emails(6))
+    stream_maps = {"raw": {"__alias__": "audience", "__filter__": "not email.startswith('user5@')"}}
+    run = target.run(messages, stream_maps=stream_maps, _parallel_workers=2)
+    assert run.returncode == 0, run.stderr[-2000:]
+    entry = run.entry("audience")
+    assert entry["records_added"] == 5
+    assert members_of(emulator, entry["customer_list_id"]) == {sha(a) for a in emails(5)}
