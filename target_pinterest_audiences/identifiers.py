@@ -28,7 +28,6 @@ FIELD_KIND: Final = {
 }
 
 MAX_EMAIL_LENGTH: Final = 254  # RFC 5321 path limit
-MAX_LOCAL_PART_LENGTH: Final = 64
 
 # One '@'; a local part without whitespace, control characters, '@' or ','; a dotted domain of
 # labels made of letters (any script), digits and inner hyphens, ending in a non-numeric TLD.

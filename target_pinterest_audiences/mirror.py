@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 
 from target_pinterest_audiences.sink import StreamPlan, StreamRefused
-from target_pinterest_audiences.sync import Operation, ResolvedList, StreamSync
+from target_pinterest_audiences.sync import Operation, StreamSync
 
 
 def _guard(syncer: StreamSync, plan: StreamPlan, known: int, removing: int) -> None:
@@ -116,5 +116,3 @@ def sync_mirror(syncer: StreamSync, plan: StreamPlan) -> dict[str, t.Any]:
     syncer.log_summary(plan, entry, started)
     return entry
 
-
-__all__ = ["ResolvedList", "sync_mirror"]
