@@ -494,3 +494,21 @@ def test_the_vendored_spec_is_pinterests_own_unchanged() -> None:
     if not source.exists():
         pytest.skip("../shared/pinterest/ is not beside this checkout")
     assert (vendored / "openapi-v5-audiences.json").read_bytes() == source.read_bytes()
+
+
+def test_a_request_cut_off_mid_body_is_dropped_not_a_violation() -> None:
+    # A target killed mid-send leaves headers promising a body that never comes.
+    import socket
+
+    with PinterestEmulator() as emulator:
+        host, port = emulator.url.split("//")[1].split("/")[0].split(":")
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(
+                b"PATCH /v5/ad_accounts/1/customer_lists/1 HTTP/1.1\r\nHost: x\r\n"
+                b"Authorization: Bearer test-access-token\r\n"
+                b'Content-Type: application/json\r\nContent-Length: 500\r\n\r\n{"oper'
+            )
+            sock.shutdown(socket.SHUT_WR)
+            assert sock.recv(100) == b""  # closed without an answer
+        assert emulator.spec_violations == []
+        assert emulator.requests == []

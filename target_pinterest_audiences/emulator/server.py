@@ -180,6 +180,10 @@ class _ApiError(Exception):
         self.message = message
 
 
+class _ClientGone(Exception):
+    """The client closed the connection before its request body fully arrived."""
+
+
 def _split_records(records: str) -> list[str]:
     items = records.split(",")
     if not any(space in records for space in " \t\r\n"):  # the usual body: no strip needed
@@ -1071,11 +1075,20 @@ class _Handler(BaseHTTPRequestHandler):
             n = int(length)
         except ValueError:
             return None
-        return self.rfile.read(n) if n > 0 else b""
+        data = self.rfile.read(n) if n > 0 else b""
+        if len(data) < n:
+            raise _ClientGone  # killed or hung up mid-request: nothing arrived to serve
+        return data
 
     def _dispatch(self) -> None:
         emulator = self.server.emulator
-        raw = self._read_body()
+        try:
+            raw = self._read_body()
+        except _ClientGone:
+            # Like a real server, drop a request whose body never fully arrived (a client
+            # killed mid-send): it is neither served nor a spec violation.
+            self.close_connection = True
+            return
         if raw is None:
             self.close_connection = True
             self._send(_Outcome(400, {"code": 1, "message": "malformed request body framing"}))
