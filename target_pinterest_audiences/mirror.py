@@ -115,4 +115,3 @@ def sync_mirror(syncer: StreamSync, plan: StreamPlan) -> dict[str, t.Any]:
     entry = syncer._state_entry(plan, resolved, audience_id, added, removed)
     syncer.log_summary(plan, entry, started)
     return entry
-

@@ -13,7 +13,7 @@ from target_pinterest_audiences.pinterest import (
     TokenManager,
 )
 from target_pinterest_audiences.pinterest.http_retry import RetryPolicy, default_retry_handlers
-from target_pinterest_audiences.sink import StreamPlan, StreamRefused
+from target_pinterest_audiences.sink import StreamPlan, StreamRefused, format_reasons
 from target_pinterest_audiences.sync import ResolvedList, StreamSync, SyncOptions
 
 if t.TYPE_CHECKING:
@@ -121,9 +121,9 @@ def run_streams(
                 plan.adds.count,
                 plan.removes.count,
                 plan.records_invalid,
-                _reasons(plan.invalid_by_reason),
+                format_reasons(plan.invalid_by_reason),
                 sum(plan.rejected_identifiers.values()),
-                _reasons(plan.rejected_identifiers),
+                format_reasons(plan.rejected_identifiers),
             )
             syncer = StreamSync(client, options, logger, ledger)
             try:
@@ -172,7 +172,7 @@ def dry_run(syncer: StreamSync, plan: StreamPlan) -> None:
             mirror_plan.close()
     elif syncer.options.mirror:
         removes = 0
-    invalid = _reasons(plan.invalid_by_reason)
+    invalid = format_reasons(plan.invalid_by_reason)
     print(
         f"[dry run] stream '{plan.stream}': {list_line}; would add {adds} and remove "
         f"{removes} member(s) in calls of at most {syncer.options.records_per_request}; "
@@ -180,7 +180,3 @@ def dry_run(syncer: StreamSync, plan: StreamPlan) -> None:
         file=sys.stderr,
         flush=True,
     )
-
-
-def _reasons(counts: t.Mapping[str, int]) -> str:
-    return ", ".join(f"{reason}: {count}" for reason, count in sorted(counts.items())) or "none"

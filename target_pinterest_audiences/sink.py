@@ -185,8 +185,8 @@ class AudienceSink(BatchSink):
                 f"Stream '{self.stream_name}' was refused and nothing was sent for it "
                 f"(on_invalid_record=fail): row {row} of stream '{self.stream_name}' (input line "
                 f"{line}) is invalid: {reason}; {total} invalid row(s) in all "
-                f"({_reasons(collector.invalid)}). Fix the rows, or set on_invalid_record=skip "
-                "to drop invalid rows and load the rest."
+                f"({format_reasons(collector.invalid)}). Fix the rows, or set "
+                "on_invalid_record=skip to drop invalid rows and load the rest."
             )
         adds, removes = self.members.finish(pool)
         first = segments[0]
@@ -231,5 +231,6 @@ def _show(value: str | None) -> str:
     return _MISSING if value is None else repr(value)
 
 
-def _reasons(counts: t.Mapping[str, int]) -> str:
-    return ", ".join(f"{reason}: {count}" for reason, count in sorted(counts.items()))
+def format_reasons(counts: t.Mapping[str, int]) -> str:
+    """`invalid_email: 3, missing_identifier: 1`, or `none`: counts by reason for messages."""
+    return ", ".join(f"{reason}: {count}" for reason, count in sorted(counts.items())) or "none"

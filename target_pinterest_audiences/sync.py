@@ -27,7 +27,7 @@ from target_pinterest_audiences.pinterest import (
     WriteOutcomeUnknown,
 )
 from target_pinterest_audiences.progress import SendProgress
-from target_pinterest_audiences.sink import StreamPlan, StreamRefused
+from target_pinterest_audiences.sink import StreamPlan, StreamRefused, format_reasons
 
 Operation = Literal["ADD", "REMOVE"]
 _Found = TypeVar("_Found")
@@ -315,7 +315,7 @@ class StreamSync:
             time.monotonic() - started,
             plan.rows,
             plan.records_invalid,
-            ", ".join(f"{k}: {v}" for k, v in sorted(plan.invalid_by_reason.items())) or "none",
+            format_reasons(plan.invalid_by_reason),
             entry["records_added"],
             entry["records_removed"],
             stats["writes"] - self._stats_at_start["writes"],
