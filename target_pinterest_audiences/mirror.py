@@ -42,7 +42,7 @@ def sync_mirror(syncer: StreamSync, plan: StreamPlan) -> dict[str, t.Any]:
             # runs by name and by id on one list never interleave their ledger updates.
             locks.enter_context(ledger.lock(account, f"list:{resolved.id}", wait_seconds=wait))
         if plan.adds.count == 0:
-            known = ledger.count(account, resolved.id) if resolved and resolved.id else 0
+            known = ledger.count(account, resolved.id) if resolved else 0
             raise StreamRefused(
                 f"Stream '{plan.stream}' was refused and nothing was sent for it: in mirror mode "
                 f"an empty stream would empty the list (remove all {known} members the ledger "
@@ -53,7 +53,6 @@ def sync_mirror(syncer: StreamSync, plan: StreamPlan) -> dict[str, t.Any]:
         if resolved is None:
             first = next(plan.adds.chunks(chunk))
             resolved = syncer.create_list(plan, first)
-            assert resolved.id is not None
             locks.enter_context(ledger.lock(account, f"list:{resolved.id}", wait_seconds=wait))
             ledger.confirm_added(account, resolved.id, first)
             added = len(first)
@@ -63,7 +62,6 @@ def sync_mirror(syncer: StreamSync, plan: StreamPlan) -> dict[str, t.Any]:
                 resolved.id,
                 resolved.list_type,
             )
-        assert resolved.id is not None
         list_id = resolved.id
         mirror_plan = ledger.diff(account, list_id, iter(plan.adds))
         try:
@@ -112,6 +110,6 @@ def sync_mirror(syncer: StreamSync, plan: StreamPlan) -> dict[str, t.Any]:
         added += accepted["ADD"]
         removed = accepted["REMOVE"]
         audience_id = syncer.attach_audience(plan, resolved)
-    entry = syncer._state_entry(plan, resolved, audience_id, added, removed)
+    entry = syncer.state_entry(plan, resolved, audience_id, added, removed)
     syncer.log_summary(plan, entry, started)
     return entry

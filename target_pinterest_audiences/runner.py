@@ -101,9 +101,13 @@ def run_streams(
     with ExitStack() as stack:
         client = build_client(config, work_dir)
         ledger = None
+        # The mirror ledger's errors (another run holds the list, an unreachable ledger_url)
+        # fail their stream with their message, like Pinterest's errors.
+        stream_errors: tuple[type[Exception], ...] = (PinterestError,)
         if options.mirror:
             from target_pinterest_audiences.ledger import Ledger, LedgerError
 
+            stream_errors = (PinterestError, LedgerError)
             try:
                 ledger = Ledger(config.get("ledger_url"), base_dir=Path.cwd())
             except LedgerError as error:
@@ -137,15 +141,7 @@ def run_streams(
                     entries[plan.stream] = syncer.sync(plan)
             except StreamRefused as refused:
                 failures.append(str(refused))
-            except PinterestError as error:
-                failures.append(f"Stream '{plan.stream}' failed: {error}")
-            except Exception as error:
-                # The mirror ledger's errors (another run holds the list, an unreachable
-                # ledger_url) fail this stream with their message, not a traceback.
-                from target_pinterest_audiences.ledger import LedgerError
-
-                if not isinstance(error, LedgerError):
-                    raise
+            except stream_errors as error:
                 failures.append(f"Stream '{plan.stream}' failed: {error}")
     return entries, failures
 

@@ -55,7 +55,7 @@ class SyncOptions:
 
 @dataclass
 class ResolvedList:
-    id: str | None
+    id: str
     name: str | None
     existed: bool
     list_type: str
@@ -133,7 +133,7 @@ class StreamSync:
                 if matches:
                     resolved = _resolved(_most_recent(matches), plan.list_type, existed=False)
                     # Its first chunk may or may not have been applied: send it again (a set).
-                    self._send_chunk(resolved.id or "", "ADD", first_chunk)
+                    self._send_chunk(resolved.id, "ADD", first_chunk)
                     return resolved
         raise StreamRefused(
             f"Stream '{plan.stream}': creating customer list {plan.segment_name!r} failed three "
@@ -227,7 +227,6 @@ class StreamSync:
     # ---- audience ------------------------------------------------------------------------
 
     def attach_audience(self, plan: StreamPlan, resolved: ResolvedList) -> str | None:
-        assert resolved.id is not None
         existing = self.client.find_customer_list_audience(resolved.id)
         if existing is not None:
             return str(existing["id"])
@@ -275,7 +274,7 @@ class StreamSync:
                     plan.stream,
                     plan.segment_name,
                 )
-                return self._state_entry(plan, None, None, 0, 0)
+                return self.state_entry(plan, None, None, 0, 0)
             resolved = self.create_list(plan, first)
             self.logger.info(
                 "Stream '%s': created customer list %s (%s).",
@@ -293,14 +292,13 @@ class StreamSync:
                 resolved.name,
             )
             batches = _operations(plan, chunk, skip_first_add=False)
-        assert resolved.id is not None
         accepted = self.send_members(
             resolved.id, batches, stream=plan.stream, total=plan.adds.count + plan.removes.count
         )
         added += accepted["ADD"]
         removed += accepted["REMOVE"]
         audience_id = self.attach_audience(plan, resolved)
-        entry = self._state_entry(plan, resolved, audience_id, added, removed)
+        entry = self.state_entry(plan, resolved, audience_id, added, removed)
         self.log_summary(plan, entry, started)
         return entry
 
@@ -325,7 +323,7 @@ class StreamSync:
             entry["audience_id"],
         )
 
-    def _state_entry(
+    def state_entry(
         self,
         plan: StreamPlan,
         resolved: ResolvedList | None,
