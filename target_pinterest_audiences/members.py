@@ -42,16 +42,8 @@ class MemberSet:
             for start in range(0, len(self._digests), size):
                 yield self._digests[start : start + size]
             return
-        chunk: list[bytes] = []
-        for path in self._paths:
-            with path.open("rb") as file:
-                while block := file.read(DIGEST_SIZE * size):
-                    chunk.extend(block[i : i + DIGEST_SIZE] for i in range(0, len(block), 32))
-                    while len(chunk) >= size:
-                        yield chunk[:size]
-                        chunk = chunk[size:]
-        if chunk:
-            yield chunk
+        for blob in self.blobs(size):
+            yield _split(blob)
 
     def blobs(self, size: int) -> Iterator[bytes]:
         """The digests concatenated, at most ``size`` to a blob (no per-digest objects)."""
