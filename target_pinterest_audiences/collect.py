@@ -9,6 +9,7 @@ chosen by the digest's first byte; `members.MemberStore` deduplicates them (last
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import typing as t
 from collections import Counter
@@ -206,14 +207,15 @@ class RowCollector:
     def _see_segment(self, name: object, segment_id: object, line: int) -> None:
         self._last_name, self._last_id = name, segment_id
         clean_name, clean_id, problem = clean_segment(name, segment_id)
-        seen = SegmentSeen(clean_name, clean_id, self.rows, line, problem)
-        if self.segments and self.segments[-1].same_list(seen):
-            return
+        self._note_list(SegmentSeen(clean_name, clean_id, self.rows, line, problem))
+
+    def _note_list(self, seen: SegmentSeen) -> None:
+        """Remember a list named for the first time; two lists (or a bad one) refuse the stream."""
         if any(known.same_list(seen) for known in self.segments):
             return
         if len(self.segments) < 2:
             self.segments.append(seen)
-        if len(self.segments) > 1 or problem is not None:
+        if len(self.segments) > 1 or seen.problem is not None:
             self.refused = True
 
     # ---- merging a worker's block ---------------------------------------------------------
@@ -225,14 +227,8 @@ class RowCollector:
         if self.refused:
             return
         for seen in block.segments:
-            moved = SegmentSeen(seen.name, seen.segment_id, seen.row + offset, seen.line,
-                                seen.problem)  # fmt: skip
-            if any(known.same_list(moved) for known in self.segments):
-                continue
-            if len(self.segments) < 2:
-                self.segments.append(moved)
-            if len(self.segments) > 1 or moved.problem is not None:
-                self.refused = True
+            self._note_list(dataclasses.replace(seen, row=seen.row + offset))
+            if self.refused:
                 return
         self.invalid.update(block.invalid)
         self.rejected.update(block.rejected)
