@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from target_pinterest_audiences.ledger import Ledger
+from target_pinterest_audiences.ledger import open_ledger
 
 ACCOUNT = "549755885175"
 LIST_KEY = "2542380186"
@@ -41,9 +41,10 @@ def member(i: int) -> bytes:
     return hashlib.sha256(b"bench-member-%d" % i).digest()
 
 
-def members(start: int, stop: int) -> Iterator[bytes]:
-    for i in range(start, stop):
-        yield member(i)
+def members(start: int, stop: int, per_blob: int = 10_000) -> Iterator[bytes]:
+    """Blobs of ``per_blob`` digests, as the member store hands them over."""
+    for first in range(start, stop, per_blob):
+        yield b"".join([member(i) for i in range(first, min(first + per_blob, stop))])
 
 
 def vm_hwm_mb() -> float:
@@ -112,10 +113,10 @@ def main() -> int:
             work = Path(tmp)
             if not args.workdir:
                 stack.callback(shutil.rmtree, work, True)
-            ledger = Ledger(None, base_dir=work)
+            ledger = open_ledger(None, base_dir=work)
             where = str(work / ".target-pinterest-audiences" / "ledger.sqlite")
         else:
-            ledger = Ledger(url)
+            ledger = open_ledger(url, base_dir=Path.cwd())
             where = url
         stack.callback(ledger.close)
         print(f"backend={args.backend} members={n:,} chunk={chunk:,} ledger={where}", flush=True)
@@ -128,7 +129,7 @@ def main() -> int:
             report("initial diff", time.perf_counter() - t0, str(plan))
 
             t0 = time.perf_counter()
-            for block in plan.iter_adds(chunk):
+            for block in plan.adds(chunk):
                 ledger.confirm_added(ACCOUNT, LIST_KEY, block)
             plan.close()
             report(
@@ -144,15 +145,15 @@ def main() -> int:
             assert plan.add_count == churn and plan.remove_count == churn, plan
 
             t0 = time.perf_counter()
-            adds = sum(len(b) for b in plan.iter_adds(chunk))
-            removes = sum(len(b) for b in plan.iter_removes(chunk))
+            adds = sum(len(b) // 32 for b in plan.adds(chunk))
+            removes = sum(len(b) // 32 for b in plan.removes(chunk))
             report("iterate adds+removes", time.perf_counter() - t0, f"{adds:,} + {removes:,}")
             assert adds == churn and removes == churn
 
             t0 = time.perf_counter()
-            for block in plan.iter_adds(chunk):
+            for block in plan.adds(chunk):
                 ledger.confirm_added(ACCOUNT, LIST_KEY, block)
-            for block in plan.iter_removes(chunk):
+            for block in plan.removes(chunk):
                 ledger.confirm_removed(ACCOUNT, LIST_KEY, block)
             plan.close()
             report(

@@ -54,7 +54,7 @@ def sync_mirror(syncer: StreamSync, plan: StreamPlan) -> dict[str, t.Any]:
             first = next(plan.adds.chunks(chunk))
             resolved = syncer.create_list(plan, first)
             locks.enter_context(ledger.lock(account, f"list:{resolved.id}", wait_seconds=wait))
-            ledger.confirm_added(account, resolved.id, first)
+            ledger.confirm_added(account, resolved.id, b"".join(first))
             added = len(first)
             syncer.logger.info(
                 "Stream '%s': created customer list %s (%s).",
@@ -63,7 +63,7 @@ def sync_mirror(syncer: StreamSync, plan: StreamPlan) -> dict[str, t.Any]:
                 resolved.list_type,
             )
         list_id = resolved.id
-        mirror_plan = ledger.diff(account, list_id, iter(plan.adds))
+        mirror_plan = ledger.diff(account, list_id, plan.adds.blobs(50_000))
         try:
             if mirror_plan.known_count == 0 and resolved.existed and resolved.uploaded_records:
                 syncer.logger.warning(
@@ -86,13 +86,13 @@ def sync_mirror(syncer: StreamSync, plan: StreamPlan) -> dict[str, t.Any]:
                 mirror_plan.remove_count,
             )
 
-            def batches() -> Iterator[tuple[Operation, list[bytes]]]:
-                for batch in mirror_plan.iter_adds(chunk):
+            def batches() -> Iterator[tuple[Operation, bytes]]:
+                for batch in mirror_plan.adds(chunk):
                     yield "ADD", batch
-                for batch in mirror_plan.iter_removes(chunk):
+                for batch in mirror_plan.removes(chunk):
                     yield "REMOVE", batch
 
-            def confirm(operation: Operation, batch: list[bytes]) -> None:
+            def confirm(operation: Operation, batch: bytes) -> None:
                 if operation == "ADD":
                     ledger.confirm_added(account, list_id, batch)
                 else:

@@ -105,11 +105,11 @@ def run_streams(
         # fail their stream with their message, like Pinterest's errors.
         stream_errors: tuple[type[Exception], ...] = (PinterestError,)
         if options.mirror:
-            from target_pinterest_audiences.ledger import Ledger, LedgerError
+            from target_pinterest_audiences.ledger import LedgerError, open_ledger
 
             stream_errors = (PinterestError, LedgerError)
             try:
-                ledger = Ledger(config.get("ledger_url"), base_dir=Path.cwd())
+                ledger = open_ledger(config.get("ledger_url"), base_dir=Path.cwd())
             except LedgerError as error:
                 from target_pinterest_audiences.target import TargetError
 
@@ -161,7 +161,9 @@ def dry_run(syncer: StreamSync, plan: StreamPlan) -> None:
         list_line = f"would create or reuse customer list {target} (lookup failed: {error})"
     adds, removes = plan.adds.count, plan.removes.count
     if syncer.options.mirror and syncer.ledger is not None and resolved is not None:
-        mirror_plan = syncer.ledger.diff(syncer.options.ad_account_id, resolved.id, iter(plan.adds))
+        mirror_plan = syncer.ledger.diff(
+            syncer.options.ad_account_id, resolved.id, plan.adds.blobs(50_000)
+        )
         try:
             adds, removes = mirror_plan.add_count, mirror_plan.remove_count
         finally:

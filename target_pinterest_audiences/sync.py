@@ -173,7 +173,7 @@ class StreamSync:
         self,
         list_id: str,
         batches: Iterator[tuple[Operation, list[bytes]]] | Iterator[tuple[Operation, bytes]],
-        on_accepted: Callable[[Operation, list[bytes]], None] | None = None,
+        on_accepted: Callable[[Operation, bytes], None] | None = None,
         *,
         stream: str = "",
         total: int = 0,
@@ -210,7 +210,7 @@ class StreamSync:
     def _collect(
         in_flight: dict[Future[int], tuple[Operation, Any]],
         accepted: dict[str, int],
-        on_accepted: Callable[[Operation, list[bytes]], None] | None,
+        on_accepted: Callable[[Operation, bytes], None] | None,
         progress: SendProgress,
     ) -> None:
         done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import sqlite3
@@ -10,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,31 +17,20 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from target_pinterest_audiences.ledger import Ledger, LedgerBusy, LedgerError, MirrorPlan
+from target_pinterest_audiences.ledger import Ledger, LedgerBusy, LedgerError, open_ledger
+from tests.ledger_support import (
+    ACCOUNT,
+    ROOT,
+    adds_of,
+    blob,
+    h,
+    hs,
+    new_list,
+    removes_of,
+    split,
+    sync,
+)
 from tests.pg import postgres_url  # noqa: F401  (session fixture)
-
-ROOT = Path(__file__).resolve().parent.parent
-ACCOUNT = "549755885175"
-
-
-def h(i: int) -> bytes:
-    return hashlib.sha256(b"member-%d" % i).digest()
-
-
-def hs(r: range | list[int]) -> list[bytes]:
-    return [h(i) for i in r]
-
-
-def adds_of(plan: MirrorPlan, chunk: int = 7) -> list[bytes]:
-    return [m for block in plan.iter_adds(chunk) for m in block]
-
-
-def removes_of(plan: MirrorPlan, chunk: int = 7) -> list[bytes]:
-    return [m for block in plan.iter_removes(chunk) for m in block]
-
-
-def new_list() -> str:
-    return str(uuid.uuid4().int % 10**15)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -60,19 +47,9 @@ def url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def ledger(url: str, tmp_path: Path) -> Iterator[Ledger]:
-    led = Ledger(url, base_dir=tmp_path)
+    led = open_ledger(url, base_dir=tmp_path)
     yield led
     led.close()
-
-
-def sync(led: Ledger, lst: str, desired: list[bytes], chunk: int = 7) -> MirrorPlan:
-    """One complete mirror run: diff, then confirm every add and remove."""
-    with led.diff(ACCOUNT, lst, desired) as plan:
-        for block in plan.iter_adds(chunk):
-            led.confirm_added(ACCOUNT, lst, block)
-        for block in plan.iter_removes(chunk):
-            led.confirm_removed(ACCOUNT, lst, block)
-    return plan
 
 
 # ---- diff ------------------------------------------------------------------------------
@@ -102,9 +79,9 @@ def test_changed_set_gives_exact_adds_and_removes(ledger: Ledger) -> None:
         assert plan.remove_count == len(a - b) == 40
         assert adds_of(plan, 8) == sorted(b - a)
         assert removes_of(plan, 8) == sorted(a - b)
-        for block in plan.iter_adds(10):
+        for block in plan.adds(10):
             ledger.confirm_added(ACCOUNT, lst, block)
-        for block in plan.iter_removes(10):
+        for block in plan.removes(10):
             ledger.confirm_removed(ACCOUNT, lst, block)
     assert ledger.count(ACCOUNT, lst) == 90
     with ledger.diff(ACCOUNT, lst, list(b)) as plan:
@@ -116,12 +93,12 @@ def test_iterating_while_confirming_visits_everything(ledger: Ledger) -> None:
     sync(ledger, lst, hs(range(50)))
     with ledger.diff(ACCOUNT, lst, hs(range(25, 100))) as plan:
         seen_add, seen_rem = [], []
-        for block in plan.iter_adds(3):
+        for block in plan.adds(3):
             ledger.confirm_added(ACCOUNT, lst, block)
-            seen_add += block
-        for block in plan.iter_removes(4):
+            seen_add += split(block)
+        for block in plan.removes(4):
             ledger.confirm_removed(ACCOUNT, lst, block)
-            seen_rem += block
+            seen_rem += split(block)
     assert seen_add == sorted(hs(range(50, 100)))
     assert seen_rem == sorted(hs(range(25)))
     assert ledger.count(ACCOUNT, lst) == 75
@@ -165,18 +142,46 @@ def test_two_plans_at_once_do_not_collide(ledger: Ledger) -> None:
     p2.close()
     p2.close()  # idempotent
     with pytest.raises(LedgerError):
-        list(p1.iter_adds(5))
+        list(p1.adds(5))
 
 
 def test_members_must_be_bytes(ledger: Ledger) -> None:
     with pytest.raises(TypeError, match="bytes"):
         ledger.diff(ACCOUNT, new_list(), ["ab" * 32])  # type: ignore[list-item]
     with pytest.raises(TypeError, match="bytes"):
-        ledger.confirm_added(ACCOUNT, new_list(), ["ab" * 32])  # type: ignore[list-item]
+        ledger.confirm_added(ACCOUNT, new_list(), "ab" * 32)  # type: ignore[arg-type]
     # bytearray / memoryview are accepted
     odd: list = [bytearray(h(1)), memoryview(h(2))]
     with ledger.diff(ACCOUNT, new_list(), odd) as plan:
         assert adds_of(plan) == sorted([h(1), h(2)])
+
+
+def test_members_travel_as_blobs_of_whole_digests(ledger: Ledger) -> None:
+    lst = new_list()
+    # Blobs of any size in, in any order; blobs of at most `chunk` digests out.
+    desired = [blob(range(0, 10)), h(10), blob(range(11, 40)), blob(range(5, 15))]
+    with ledger.diff(ACCOUNT, lst, iter(desired)) as plan:
+        assert (plan.desired_count, plan.add_count) == (40, 40)
+        blobs = list(plan.adds(16))
+        assert [len(b) // 32 for b in blobs] == [16, 16, 8]
+        assert [m for b in blobs for m in split(b)] == sorted(hs(range(40)))
+        for b in blobs:
+            ledger.confirm_added(ACCOUNT, lst, b)
+    assert ledger.count(ACCOUNT, lst) == 40
+    with pytest.raises(ValueError, match="32-byte"):
+        ledger.confirm_added(ACCOUNT, lst, h(1)[:31])
+    with pytest.raises(ValueError, match="32-byte"):
+        ledger.diff(ACCOUNT, lst, [h(1) + b"x"])
+
+
+def test_a_list_not_yet_created_knows_nobody(ledger: Ledger) -> None:
+    lst = new_list()
+    sync(ledger, lst, hs(range(10)))
+    with ledger.diff(ACCOUNT, None, hs(range(5, 20))) as plan:
+        assert (plan.desired_count, plan.known_count) == (15, 0)
+        assert (plan.add_count, plan.remove_count) == (15, 0)
+        assert adds_of(plan) == sorted(hs(range(5, 20)))
+        assert removes_of(plan) == []
 
 
 # ---- confirmations, crashes ------------------------------------------------------------
@@ -184,15 +189,15 @@ def test_members_must_be_bytes(ledger: Ledger) -> None:
 
 def test_confirm_is_idempotent(ledger: Ledger) -> None:
     lst = new_list()
-    ledger.confirm_added(ACCOUNT, lst, hs(range(10)))
-    ledger.confirm_added(ACCOUNT, lst, hs(range(10)))
-    ledger.confirm_added(ACCOUNT, lst, hs(range(5, 15)))
+    ledger.confirm_added(ACCOUNT, lst, blob(range(10)))
+    ledger.confirm_added(ACCOUNT, lst, blob(range(10)))
+    ledger.confirm_added(ACCOUNT, lst, blob(range(5, 15)))
     assert ledger.count(ACCOUNT, lst) == 15
-    ledger.confirm_removed(ACCOUNT, lst, hs(range(3)))
-    ledger.confirm_removed(ACCOUNT, lst, hs(range(3)))
-    ledger.confirm_removed(ACCOUNT, lst, hs(range(100, 110)))  # never added
-    ledger.confirm_added(ACCOUNT, lst, [])
-    ledger.confirm_removed(ACCOUNT, lst, [])
+    ledger.confirm_removed(ACCOUNT, lst, blob(range(3)))
+    ledger.confirm_removed(ACCOUNT, lst, blob(range(3)))
+    ledger.confirm_removed(ACCOUNT, lst, blob(range(100, 110)))  # never added
+    ledger.confirm_added(ACCOUNT, lst, b"")
+    ledger.confirm_removed(ACCOUNT, lst, b"")
     assert ledger.count(ACCOUNT, lst) == 12
 
 
@@ -203,10 +208,10 @@ def test_crash_between_chunks_converges(ledger: Ledger) -> None:
 
     # Run 1 "crashes" after confirming two chunks of adds and one chunk of removes.
     plan = ledger.diff(ACCOUNT, lst, desired)
-    adds = plan.iter_adds(20)
+    adds = plan.adds(20)
     for _ in range(2):
         ledger.confirm_added(ACCOUNT, lst, next(adds))
-    ledger.confirm_removed(ACCOUNT, lst, next(plan.iter_removes(20)))
+    ledger.confirm_removed(ACCOUNT, lst, next(plan.removes(20)))
     del adds  # the run dies; its plan is never closed properly
 
     # Run 2 sees exactly the unfinished work.
@@ -230,12 +235,13 @@ def test_staging_leftovers_of_a_killed_run_are_tolerated(ledger: Ledger, url: st
     code = textwrap.dedent(
         f"""
         import hashlib, os, signal, sys
+        from pathlib import Path
         sys.path.insert(0, {str(ROOT)!r})
-        from target_pinterest_audiences.ledger import Ledger
-        led = Ledger({url!r})
+        from target_pinterest_audiences.ledger import open_ledger
+        led = open_ledger({url!r}, base_dir=Path.cwd())
         members = (hashlib.sha256(b"member-%d" % i).digest() for i in range(10, 40))
         plan = led.diff({ACCOUNT!r}, {lst!r}, members)
-        first = next(plan.iter_adds(3))
+        first = next(plan.adds(3))
         led.confirm_added({ACCOUNT!r}, {lst!r}, first)
         print(plan.add_count, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
@@ -265,9 +271,10 @@ def hold_lock(url: str, lst: str) -> subprocess.Popen[str]:
     code = textwrap.dedent(
         f"""
         import sys
+        from pathlib import Path
         sys.path.insert(0, {str(ROOT)!r})
-        from target_pinterest_audiences.ledger import Ledger
-        led = Ledger({url!r})
+        from target_pinterest_audiences.ledger import open_ledger
+        led = open_ledger({url!r}, base_dir=Path.cwd())
         with led.lock({ACCOUNT!r}, {lst!r}, wait_seconds=30):
             print("locked", flush=True)
             sys.stdin.read()
@@ -331,7 +338,7 @@ def test_lock_of_a_killed_process_is_taken_over(ledger: Ledger, url: str) -> Non
 
 def test_lock_is_exclusive_between_ledgers_in_one_process(ledger: Ledger, url: str) -> None:
     lst = new_list()
-    other = Ledger(url)
+    other = open_ledger(url, base_dir=Path.cwd())
     try:
         with ledger.lock(ACCOUNT, lst):
             if url.startswith("postgresql"):
@@ -363,7 +370,7 @@ def _insert_lock_row(path: Path, lst: str, host: str, pid: int, heartbeat: float
 def test_stale_sqlite_locks_are_taken_over(tmp_path: Path) -> None:
     import socket
 
-    led = Ledger(None, base_dir=tmp_path)
+    led = open_ledger(None, base_dir=tmp_path)
     try:
         led.count(ACCOUNT, "0")  # creates the schema
         db = tmp_path / ".target-pinterest-audiences" / "ledger.sqlite"
@@ -393,7 +400,7 @@ def test_stale_sqlite_locks_are_taken_over(tmp_path: Path) -> None:
 
 
 def test_sqlite_lock_heartbeat_keeps_the_lock_fresh(tmp_path: Path) -> None:
-    led = Ledger(None, base_dir=tmp_path)
+    led = open_ledger(None, base_dir=tmp_path)
     led.heartbeat_seconds = 0.1
     try:
         lst = new_list()
@@ -416,7 +423,7 @@ def test_sqlite_lock_heartbeat_keeps_the_lock_fresh(tmp_path: Path) -> None:
 
 
 def test_default_location_is_private(tmp_path: Path) -> None:
-    led = Ledger(None, base_dir=tmp_path)
+    led = open_ledger(None, base_dir=tmp_path)
     try:
         assert led.count(ACCOUNT, "1") == 0
     finally:
@@ -428,9 +435,9 @@ def test_default_location_is_private(tmp_path: Path) -> None:
 
 
 def test_relative_sqlite_url_is_relative_to_base_dir(tmp_path: Path) -> None:
-    led = Ledger("sqlite:///state/ledger.db", base_dir=tmp_path)
+    led = open_ledger("sqlite:///state/ledger.db", base_dir=tmp_path)
     try:
-        led.confirm_added(ACCOUNT, "1", [h(1)])
+        led.confirm_added(ACCOUNT, "1", h(1))
     finally:
         led.close()
     assert (tmp_path / "state" / "ledger.db").exists()
@@ -445,7 +452,7 @@ def bad_url(backend: str, tmp_path: Path) -> str:
 
 
 def test_bad_url_names_the_setting_and_hides_the_password(backend: str, tmp_path: Path) -> None:
-    led = Ledger(bad_url(backend, tmp_path), base_dir=tmp_path)
+    led = open_ledger(bad_url(backend, tmp_path), base_dir=tmp_path)
     with pytest.raises(LedgerError) as err:
         led.count(ACCOUNT, "1")
     msg = str(err.value)
@@ -466,7 +473,7 @@ def test_bad_url_names_the_setting_and_hides_the_password(backend: str, tmp_path
 )
 def test_unusable_urls_are_rejected_up_front(raw: str) -> None:
     with pytest.raises(LedgerError) as err:
-        Ledger(raw)
+        open_ledger(raw, base_dir=Path.cwd())
     assert "ledger_url" in str(err.value)
     assert "hunter2" not in str(err.value)
 
@@ -475,30 +482,21 @@ def test_plain_postgresql_url_uses_psycopg(backend: str, url: str) -> None:
     if backend != "postgres":
         pytest.skip("postgres only")
     plain = url.replace("postgresql+psycopg://", "postgresql://")
-    led = Ledger(plain)
+    led = open_ledger(plain, base_dir=Path.cwd())
     try:
         assert led.count(ACCOUNT, new_list()) == 0
     finally:
         led.close()
 
 
-# ---- rename ----------------------------------------------------------------------------
-
-
-def test_rename_list_key(ledger: Ledger) -> None:
-    old, new, busy = new_list(), new_list(), new_list()
-    sync(ledger, old, hs(range(10)))
-    sync(ledger, busy, hs(range(3)))
-    ledger.rename_list_key(ACCOUNT, old, new)
-    assert (ledger.count(ACCOUNT, old), ledger.count(ACCOUNT, new)) == (0, 10)
-    with pytest.raises(LedgerError, match="already holds"):
-        ledger.rename_list_key(ACCOUNT, new, busy)
-    assert ledger.count(ACCOUNT, new) == 10
-
-
 # ---- property --------------------------------------------------------------------------
 
-small_sets = st.sets(st.binary(min_size=0, max_size=3), max_size=40)
+# Members are 32-byte digests: a small pool (so that the two sets overlap), the extremes of
+# the byte order, and arbitrary ones.
+POOL = [*hs(range(12)), bytes(32), b"\xff" * 32, bytes(31) + b"\x01", b"\x01" + bytes(31)]
+small_sets = st.sets(
+    st.one_of(st.sampled_from(POOL), st.binary(min_size=32, max_size=32)), max_size=40
+)
 
 
 @settings(
@@ -512,7 +510,7 @@ def test_property_diff_is_set_difference(
 ) -> None:
     lst = new_list()
     if a:
-        ledger.confirm_added(ACCOUNT, lst, sorted(a))
+        ledger.confirm_added(ACCOUNT, lst, blob(sorted(a)))
     with ledger.diff(ACCOUNT, lst, list(b) + list(b)[:5]) as plan:
         assert plan.desired_count == len(b)
         assert plan.known_count == len(a)

@@ -1,0 +1,273 @@
+"""The ledger's interface, and everything both back ends share.
+
+One ledger row is ``(ad_account_id, list_key, member)`` with a primary key on all three
+columns. A member enters the ledger only after Pinterest accepted its ADD
+(:meth:`Ledger.confirm_added`) and leaves only after Pinterest accepted its REMOVE
+(:meth:`Ledger.confirm_removed`); each confirmation is its own transaction and is idempotent,
+so a run killed at any moment leaves a ledger that the next run completes.
+
+A back end (``sqlite.py``, ``postgres.py``) supplies the engine, its tables' DDL, its locks,
+the staging of a diff and the bulk insert/delete of members; the SQL that reads the same on
+both lives here.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine
+
+from target_pinterest_audiences.ledger.blobs import as_blob, rebatch, split
+from target_pinterest_audiences.ledger.diff import MembershipDiff, StagedDiff, StageTables
+from target_pinterest_audiences.ledger.errors import LedgerError
+from target_pinterest_audiences.ledger.schema import MEMBERS, Schema, ensure_schema
+from target_pinterest_audiences.ledger.url import SETTING, describe_url
+
+LOAD_CHUNK = 50_000
+CONFIRM_CHUNK = 50_000
+
+
+class Ledger(ABC):
+    """Remembers which member digests each Pinterest customer list holds."""
+
+    #: Poll interval while waiting for a lock.
+    poll_seconds: float = 0.25
+
+    def __init__(self, url: URL, *, driver_errors: tuple[type[Exception], ...]) -> None:
+        self._url = url
+        # Errors the DBAPI raises on calls made on the raw driver connection (bulk paths).
+        self._db_errors: tuple[type[Exception], ...] = (sa.exc.SQLAlchemyError, *driver_errors)
+        self._engine: Engine | None = None
+        self._ready = False
+        self._ready_lock = threading.Lock()
+
+    # ---- what a back end provides ---------------------------------------------------
+
+    @abstractmethod
+    def _create_engine(self) -> Engine: ...
+
+    @abstractmethod
+    def _schema(self) -> Schema: ...
+
+    @abstractmethod
+    def _lock_schema(self, conn: Connection) -> None:
+        """Serialise schema creation between processes, inside the write transaction."""
+
+    @abstractmethod
+    def _opened(self) -> None:
+        """Called once the schema is ready."""
+
+    def _write_options(self) -> dict[str, Any]:
+        """Execution options of a write transaction (SQLite: ``BEGIN IMMEDIATE``)."""
+        return {}
+
+    @abstractmethod
+    def _hold(
+        self, scope: str, name: str, *, wait_seconds: float, busy: Callable[[str], str]
+    ) -> AbstractContextManager[None]:
+        """Hold the exclusive lock ``(scope, name)`` across processes and machines.
+
+        Raise :class:`LedgerBusy` with ``busy(detail)`` once ``wait_seconds`` have passed.
+        """
+
+    @abstractmethod
+    def _stage(
+        self,
+        conn: Connection,
+        desired: Iterator[bytes],
+        tables: StageTables,
+        params: dict[str, str | None],
+    ) -> None:
+        """Fill ``tables.desired``, ``tables.adds`` and ``tables.removes`` and commit.
+
+        ``desired`` yields blobs of at most ``LOAD_CHUNK`` digests; ``params`` binds ``:a``
+        and ``:l`` (``None``: a list not yet created, whose known members are none).
+        """
+
+    @abstractmethod
+    def _end_staging(self, conn: Connection) -> None:
+        """Undo what ``_stage`` set on the session before it returns to the pool."""
+
+    @abstractmethod
+    def _insert_members(
+        self, conn: Connection, ad_account_id: str, list_key: str, digests: list[bytes]
+    ) -> None: ...
+
+    @abstractmethod
+    def _delete_members(
+        self, conn: Connection, ad_account_id: str, list_key: str, digests: list[bytes]
+    ) -> None: ...
+
+    # ---- setup and errors -----------------------------------------------------------
+
+    def describe(self) -> str:
+        """The ledger's URL with the password hidden, for messages."""
+        return describe_url(self._url)
+
+    def _message(self, text: str) -> str:
+        password = self._url.password
+        if password:
+            text = text.replace(str(password), "***")
+        return text
+
+    def _error(self, what: str, exc: BaseException) -> LedgerError:
+        orig = getattr(exc, "orig", None) or exc
+        detail = " ".join(str(orig).split()) or type(orig).__name__
+        return LedgerError(self._message(f"{SETTING} {self.describe()!r}: {what}: {detail}"))
+
+    def _failure(self, what: str, exc: BaseException) -> LedgerError:
+        """A failure of an open ledger."""
+        return self._error(f"{what} failed", exc)
+
+    @contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        """Turn the database's errors inside the block into a :class:`LedgerError`."""
+        try:
+            yield
+        except self._db_errors as exc:
+            raise self._failure(what, exc) from None
+
+    def _ensure(self) -> Engine:
+        if self._ready and self._engine is not None:
+            return self._engine
+        with self._ready_lock:
+            if self._ready and self._engine is not None:
+                return self._engine
+            try:
+                engine = self._engine or self._create_engine()
+                self._engine = engine
+                with self._write(engine) as conn:
+                    self._lock_schema(conn)
+                    ensure_schema(conn, self._schema(), self.describe())
+            except LedgerError:
+                raise
+            except Exception as exc:
+                raise self._error("cannot open the ledger database", exc) from None
+            self._opened()
+            self._ready = True
+            return engine
+
+    @contextmanager
+    def _write(self, engine: Engine | None = None) -> Iterator[Connection]:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+        eng = (engine or self._ensure()).execution_options(**self._write_options())
+        with eng.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._ensure().connect() as conn:
+            yield conn
+            conn.rollback()
+
+    def close(self) -> None:
+        engine, self._engine = self._engine, None
+        self._ready = False
+        if engine is not None:
+            engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- locking --------------------------------------------------------------------
+
+    def lock(
+        self, ad_account_id: str, list_key: str, *, wait_seconds: float = 30
+    ) -> AbstractContextManager[None]:
+        """Hold the exclusive lock of one customer list (across processes and machines)."""
+
+        def busy(detail: str) -> str:
+            return (
+                f"another run of target-pinterest-audiences is syncing list {list_key} of ad "
+                f"account {ad_account_id} (waited {wait_seconds:g}s{detail}); wait for it to "
+                "finish and run again, or point the runs at different lists"
+            )
+
+        return self._hold(ad_account_id, list_key, wait_seconds=wait_seconds, busy=busy)
+
+    # ---- members --------------------------------------------------------------------
+
+    def count(self, ad_account_id: str, list_key: str) -> int:
+        """How many members the ledger holds for the list."""
+        with self._read() as conn:
+            return _scalar(conn, _KNOWN_COUNT, {"a": ad_account_id, "l": list_key})
+
+    def diff(
+        self, ad_account_id: str, list_key: str | None, desired: Iterable[bytes]
+    ) -> MembershipDiff:
+        """Compare the complete desired membership with the ledger.
+
+        ``desired`` yields blobs (``k * 32`` bytes), in any order, duplicates allowed, tens of
+        millions of members in all; they are streamed into a temporary table. ``list_key``
+        ``None`` is a list not yet created: nothing known, every desired member is an add.
+        """
+        engine = self._ensure()
+        with self._translated("computing the mirror diff"):
+            conn = engine.connect()
+        staged = StagedDiff(
+            conn,
+            StageTables.fresh(),
+            end_session=self._end_staging,
+            failure=self._failure,
+            driver_errors=self._db_errors,
+        )
+        tables = staged.tables
+        try:
+            # `list_key = NULL` matches no row: a list not yet created has no known member.
+            params = {"a": ad_account_id, "l": list_key}
+            self._stage(conn, rebatch(desired, LOAD_CHUNK), tables, params)
+            desired_count = _scalar(conn, f"SELECT count(*) FROM {tables.desired}")  # noqa: S608
+            known_count = _scalar(conn, _KNOWN_COUNT, params) if list_key is not None else 0
+            add_count = _scalar(conn, f"SELECT count(*) FROM {tables.adds}")  # noqa: S608
+            remove_count = _scalar(conn, f"SELECT count(*) FROM {tables.removes}")  # noqa: S608
+            # The desired set is no longer needed: adds and removes are materialised.
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {tables.desired}")
+            conn.commit()
+        except self._db_errors as exc:
+            staged.close()
+            raise self._failure("computing the mirror diff", exc) from None
+        except BaseException:
+            staged.close()
+            raise
+        return MembershipDiff(
+            desired_count=desired_count,
+            known_count=known_count,
+            add_count=add_count,
+            remove_count=remove_count,
+            pages=staged,
+        )
+
+    def confirm_added(self, ad_account_id: str, list_key: str, digests: bytes) -> None:
+        """Record members whose ADD Pinterest accepted (a blob; idempotent, one transaction)."""
+        members = sorted(split(as_blob(digests)))
+        if not members:
+            return
+        with self._write() as conn:
+            for start in range(0, len(members), CONFIRM_CHUNK):
+                block = members[start : start + CONFIRM_CHUNK]
+                self._insert_members(conn, ad_account_id, list_key, block)
+
+    def confirm_removed(self, ad_account_id: str, list_key: str, digests: bytes) -> None:
+        """Forget members whose REMOVE Pinterest accepted (a blob; idempotent, one transaction)."""
+        members = sorted(split(as_blob(digests)))
+        if not members:
+            return
+        with self._write() as conn:
+            for start in range(0, len(members), CONFIRM_CHUNK):
+                block = members[start : start + CONFIRM_CHUNK]
+                self._delete_members(conn, ad_account_id, list_key, block)
+
+
+_KNOWN_COUNT = f"SELECT count(*) FROM {MEMBERS} WHERE ad_account_id = :a AND list_key = :l"  # noqa: S608
+
+
+def _scalar(conn: Connection, sql: str, params: dict[str, str | None] | None = None) -> int:
+    return int(conn.execute(sa.text(sql), params or {}).scalar() or 0)
