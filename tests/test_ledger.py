@@ -434,6 +434,37 @@ def test_default_location_is_private(tmp_path: Path) -> None:
     assert (d / "ledger.sqlite").stat().st_mode & 0o077 == 0
 
 
+def test_default_directory_ignores_itself_in_git(tmp_path: Path) -> None:
+    # A Meltano project is a git repository: neither the ledger nor the token file may land in it.
+    led = open_ledger(None, base_dir=tmp_path)
+    try:
+        led.confirm_added(ACCOUNT, "1", h(1))
+    finally:
+        led.close()
+    d = tmp_path / ".target-pinterest-audiences"
+    assert (d / ".gitignore").read_text() == "*\n"
+    repo = tmp_path
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    status = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=all"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert ".target-pinterest-audiences" not in status, status
+
+
+def test_a_new_ledger_file_elsewhere_is_owner_only_too(tmp_path: Path) -> None:
+    led = open_ledger(f"sqlite:///{tmp_path}/elsewhere/ledger.db", base_dir=tmp_path)
+    try:
+        led.confirm_added(ACCOUNT, "1", h(1))
+    finally:
+        led.close()
+    path = tmp_path / "elsewhere" / "ledger.db"
+    assert path.stat().st_mode & 0o077 == 0
+    assert not (path.parent / ".gitignore").exists()  # not the target's directory: left alone
+
+
 def test_relative_sqlite_url_is_relative_to_base_dir(tmp_path: Path) -> None:
     led = open_ledger("sqlite:///state/ledger.db", base_dir=tmp_path)
     try:

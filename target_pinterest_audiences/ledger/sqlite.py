@@ -30,6 +30,7 @@ from target_pinterest_audiences.ledger.blobs import split
 from target_pinterest_audiences.ledger.diff import StageTables
 from target_pinterest_audiences.ledger.errors import LedgerBusy
 from target_pinterest_audiences.ledger.schema import LOCKS, MEMBERS, META, Schema
+from target_pinterest_audiences.workdir import ensure_private_dir
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,14 @@ class SqliteLedger(Ledger):
     # ---- engine and schema ------------------------------------------------------------
 
     def _create_engine(self) -> Engine:
-        if not self._path.parent.exists():
-            self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self._private_dir is not None:
-            os.chmod(self._private_dir, 0o700)
+            ensure_private_dir(self._private_dir)  # owner-only, and ignored by git
+        elif not self._path.parent.exists():
+            self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not self._path.exists():
+            # Owner-only from the start: SQLite gives its WAL and shared-memory files the
+            # database file's mode.
+            os.close(os.open(self._path, os.O_WRONLY | os.O_CREAT, 0o600))
         engine = sa.create_engine(
             self._url,
             pool_use_lifo=True,
