@@ -31,6 +31,11 @@ from target_pinterest_audiences.ledger.url import SETTING, describe_url
 LOAD_CHUNK = 50_000
 CONFIRM_CHUNK = 50_000
 
+_REPAIRED = (
+    "Nothing is lost: the ledger records only what Pinterest accepted, and the next run "
+    "re-sends whatever was not confirmed."
+)
+
 
 class Ledger(ABC):
     """Remembers which member digests each Pinterest customer list holds."""
@@ -109,28 +114,38 @@ class Ledger(ABC):
         """The ledger's URL with the password hidden, for messages."""
         return describe_url(self._url)
 
-    def _message(self, text: str) -> str:
-        password = self._url.password
-        if password:
-            text = text.replace(str(password), "***")
+    def _message(self, text: str, *, hide: Iterable[str] = ()) -> str:
+        for secret in (self._url.password, *hide):
+            if secret:
+                text = text.replace(str(secret), "***")
         return text
 
-    def _error(self, what: str, exc: BaseException) -> LedgerError:
+    def _error(self, what: str, exc: BaseException, *, hide: Iterable[str] = ()) -> LedgerError:
+        """A failure to open the ledger."""
         orig = getattr(exc, "orig", None) or exc
         detail = " ".join(str(orig).split()) or type(orig).__name__
-        return LedgerError(self._message(f"{SETTING} {self.describe()!r}: {what}: {detail}"))
+        return LedgerError(
+            self._message(f"{SETTING} {self.describe()!r}: {what}: {detail}", hide=hide)
+        )
 
-    def _failure(self, what: str, exc: BaseException) -> LedgerError:
-        """A failure of an open ledger."""
-        return self._error(f"{what} failed", exc)
+    def _failure(self, what: str, exc: BaseException, *, hide: Iterable[str] = ()) -> LedgerError:
+        """A failure of an open ledger (say, the database went away mid-run)."""
+        orig = getattr(exc, "orig", None) or exc
+        detail = " ".join(str(orig).split()) or type(orig).__name__
+        return LedgerError(
+            self._message(
+                f"{SETTING} {self.describe()!r}: {what} failed ({detail}). {_REPAIRED}",
+                hide=hide,
+            )
+        )
 
     @contextmanager
-    def _translated(self, what: str) -> Iterator[None]:
+    def _translated(self, what: str, *, hide: Iterable[str] = ()) -> Iterator[None]:
         """Turn the database's errors inside the block into a :class:`LedgerError`."""
         try:
             yield
         except self._db_errors as exc:
-            raise self._failure(what, exc) from None
+            raise self._failure(what, exc, hide=hide) from None
 
     def _ensure(self) -> Engine:
         if self._ready and self._engine is not None:
@@ -197,7 +212,7 @@ class Ledger(ABC):
 
     def count(self, ad_account_id: str, list_key: str) -> int:
         """How many members the ledger holds for the list."""
-        with self._read() as conn:
+        with self._translated("counting the ledger's members"), self._read() as conn:
             return _scalar(conn, _KNOWN_COUNT, {"a": ad_account_id, "l": list_key})
 
     def diff(
@@ -250,7 +265,7 @@ class Ledger(ABC):
         members = sorted(split(as_blob(digests)))
         if not members:
             return
-        with self._write() as conn:
+        with self._translated("recording members Pinterest accepted"), self._write() as conn:
             for start in range(0, len(members), CONFIRM_CHUNK):
                 block = members[start : start + CONFIRM_CHUNK]
                 self._insert_members(conn, ad_account_id, list_key, block)
@@ -260,7 +275,7 @@ class Ledger(ABC):
         members = sorted(split(as_blob(digests)))
         if not members:
             return
-        with self._write() as conn:
+        with self._translated("forgetting members Pinterest removed"), self._write() as conn:
             for start in range(0, len(members), CONFIRM_CHUNK):
                 block = members[start : start + CONFIRM_CHUNK]
                 self._delete_members(conn, ad_account_id, list_key, block)

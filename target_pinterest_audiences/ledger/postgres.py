@@ -54,7 +54,11 @@ class PostgresLedger(Ledger):
         super().__init__(url, driver_errors=(psycopg.Error,))
 
     def _create_engine(self) -> Engine:
-        return sa.create_engine(self._url, pool_pre_ping=True, pool_use_lifo=True)
+        timeout = {} if "connect_timeout" in self._url.query else {"connect_timeout": 10}
+        # A database that went away fails the call within seconds instead of hanging it.
+        return sa.create_engine(
+            self._url, pool_pre_ping=True, pool_use_lifo=True, connect_args=timeout
+        )
 
     def _schema(self) -> Schema:
         return SCHEMA
