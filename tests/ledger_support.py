@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from target_pinterest_audiences.ledger import Ledger, MembershipDiff
 
@@ -54,3 +57,18 @@ def sync(led: Ledger, lst: str, desired: Iterable[bytes], chunk: int = 7) -> Mem
         for block in plan.removes(chunk):
             led.confirm_removed(ACCOUNT, lst, block)
     return plan
+
+
+@contextlib.contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """The URL of a new, empty database on the test server, dropped afterwards."""
+    dbname = f"tpa_ledger_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{dbname}"')
+        yield sa.make_url(server_url).set(database=dbname).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        admin.dispose()

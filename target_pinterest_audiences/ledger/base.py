@@ -25,7 +25,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from target_pinterest_audiences.ledger.blobs import as_blob, rebatch, split
 from target_pinterest_audiences.ledger.diff import MembershipDiff, StagedDiff, StageTables
 from target_pinterest_audiences.ledger.errors import LedgerError
-from target_pinterest_audiences.ledger.schema import MEMBERS, Schema, ensure_schema
+from target_pinterest_audiences.ledger.schema import MEMBERS, UPLOADS, Schema, ensure_schema
 from target_pinterest_audiences.ledger.url import SETTING, describe_url
 
 LOAD_CHUNK = 50_000
@@ -279,6 +279,48 @@ class Ledger(ABC):
             for start in range(0, len(members), CONFIRM_CHUNK):
                 block = members[start : start + CONFIRM_CHUNK]
                 self._delete_members(conn, ad_account_id, list_key, block)
+
+    # ---- what the ledger can account for ----------------------------------------------
+
+    def note_uploaded(self, ad_account_id: str, list_key: str, count: int) -> None:
+        """Add ``count`` records the target is about to upload (or just uploaded) to the list.
+
+        Its own small transaction, noted before each ADD call is sent (so a call whose answer
+        was lost is counted: the tally errs towards more than Pinterest received) and right
+        after a create. A list whose tally is unknown (recorded by a version-1 ledger) stays
+        unknown: what was uploaded before cannot be recovered.
+        """
+        if count < 0:
+            raise ValueError("count must be >= 0")
+        if count == 0:
+            return
+        with self._translated("noting uploaded records"), self._write() as conn:
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO {UPLOADS} (ad_account_id, list_key, uploaded) "  # noqa: S608
+                    "VALUES (:a, :l, :n) ON CONFLICT (ad_account_id, list_key) DO UPDATE "
+                    f"SET uploaded = {UPLOADS}.uploaded + excluded.uploaded"
+                ),
+                {"a": ad_account_id, "l": list_key, "n": int(count)},
+            )
+
+    def uploaded(self, ad_account_id: str, list_key: str) -> int | None:
+        """How many records the target uploaded to the list; ``None`` when unknown.
+
+        Unknown: the list was recorded by a version-1 ledger, which did not count uploads.
+        A list the ledger never heard of has 0.
+        """
+        with self._translated("reading uploaded records"), self._read() as conn:
+            row = conn.execute(
+                sa.text(
+                    f"SELECT uploaded FROM {UPLOADS} "  # noqa: S608
+                    "WHERE ad_account_id = :a AND list_key = :l"
+                ),
+                {"a": ad_account_id, "l": list_key},
+            ).first()
+        if row is None:
+            return 0
+        return None if row[0] is None else int(row[0])
 
 
 _KNOWN_COUNT = f"SELECT count(*) FROM {MEMBERS} WHERE ad_account_id = :a AND list_key = :l"  # noqa: S608

@@ -21,7 +21,7 @@ from target_pinterest_audiences.ledger.base import Ledger
 from target_pinterest_audiences.ledger.blobs import DIGEST_SIZE, split
 from target_pinterest_audiences.ledger.diff import StageTables
 from target_pinterest_audiences.ledger.errors import LedgerBusy, LedgerError
-from target_pinterest_audiences.ledger.schema import MEMBERS, META, Schema
+from target_pinterest_audiences.ledger.schema import MEMBERS, META, UPLOADS, Schema
 from target_pinterest_audiences.ledger.url import SETTING
 
 SCHEMA = Schema(
@@ -29,6 +29,8 @@ SCHEMA = Schema(
     members=f"CREATE TABLE IF NOT EXISTS {MEMBERS} (ad_account_id text NOT NULL, "
     "list_key text NOT NULL, member bytea NOT NULL, "
     "PRIMARY KEY (ad_account_id, list_key, member))",
+    uploads=f"CREATE TABLE IF NOT EXISTS {UPLOADS} (ad_account_id text NOT NULL, "
+    "list_key text NOT NULL, uploaded bigint, PRIMARY KEY (ad_account_id, list_key))",
 )
 
 # Arbitrary constant used to serialise schema creation.

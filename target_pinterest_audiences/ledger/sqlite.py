@@ -29,7 +29,7 @@ from target_pinterest_audiences.ledger.base import Ledger
 from target_pinterest_audiences.ledger.blobs import split
 from target_pinterest_audiences.ledger.diff import StageTables
 from target_pinterest_audiences.ledger.errors import LedgerBusy
-from target_pinterest_audiences.ledger.schema import LOCKS, MEMBERS, META, Schema
+from target_pinterest_audiences.ledger.schema import LOCKS, MEMBERS, META, UPLOADS, Schema
 from target_pinterest_audiences.workdir import ensure_private_dir
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,8 @@ SCHEMA = Schema(
     members=f"CREATE TABLE IF NOT EXISTS {MEMBERS} (ad_account_id TEXT NOT NULL, "
     "list_key TEXT NOT NULL, member BLOB NOT NULL, "
     "PRIMARY KEY (ad_account_id, list_key, member)) WITHOUT ROWID",
+    uploads=f"CREATE TABLE IF NOT EXISTS {UPLOADS} (ad_account_id TEXT NOT NULL, "
+    "list_key TEXT NOT NULL, uploaded INTEGER, PRIMARY KEY (ad_account_id, list_key))",
     others=(
         f"CREATE TABLE IF NOT EXISTS {LOCKS} (ad_account_id TEXT NOT NULL, "
         "list_key TEXT NOT NULL, owner TEXT NOT NULL, host TEXT NOT NULL, "

@@ -1,0 +1,188 @@
+"""The ledger's schema version 2: per-list upload counts (issue 11.2), and the migration of a
+version-1 ledger in place, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from target_pinterest_audiences.ledger import Ledger, LedgerError, open_ledger
+from tests.ledger_support import ACCOUNT, adds_of, blob, fresh_database, hs, new_list, sync
+from tests.pg import postgres_url  # noqa: F401  (session fixture)
+
+# The version-1 schema, as the released target creates it.
+V1_SQLITE = [
+    "CREATE TABLE tpa_ledger_members (ad_account_id TEXT NOT NULL, list_key TEXT NOT NULL, "
+    "member BLOB NOT NULL, PRIMARY KEY (ad_account_id, list_key, member)) WITHOUT ROWID",
+    "CREATE TABLE tpa_ledger_locks (ad_account_id TEXT NOT NULL, list_key TEXT NOT NULL, "
+    "owner TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, acquired_at REAL NOT NULL, "
+    "heartbeat_at REAL NOT NULL, PRIMARY KEY (ad_account_id, list_key))",
+    "CREATE TABLE tpa_ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+]
+V1_POSTGRES = [
+    "CREATE TABLE tpa_ledger_members (ad_account_id text NOT NULL, list_key text NOT NULL, "
+    "member bytea NOT NULL, PRIMARY KEY (ad_account_id, list_key, member))",
+    "CREATE TABLE tpa_ledger_meta (key text PRIMARY KEY, value text NOT NULL)",
+]
+OTHER_ACCOUNT = "549755885176"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database: a new SQLite file, or a new database on the test server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/ledger.sqlite"
+        return
+    with fresh_database(str(request.getfixturevalue("postgres_url"))) as url:
+        yield url
+
+
+@pytest.fixture
+def ledger(fresh_url: str, tmp_path: Path) -> Iterator[Ledger]:
+    with open_ledger(fresh_url, base_dir=tmp_path) as led:
+        yield led
+
+
+def build_v1(url: str, members: dict[tuple[str, str], list[bytes]], version: str = "1") -> None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for ddl in V1_SQLITE if url.startswith("sqlite") else V1_POSTGRES:
+                conn.exec_driver_sql(ddl)
+            conn.execute(
+                sa.text("INSERT INTO tpa_ledger_meta (key, value) VALUES ('schema_version', :v)"),
+                {"v": version},
+            )
+            for (account, lst), digests in members.items():
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO tpa_ledger_members (ad_account_id, list_key, member) "
+                        "VALUES (:a, :l, :m)"
+                    ),
+                    [{"a": account, "l": lst, "m": m} for m in digests],
+                )
+    finally:
+        engine.dispose()
+
+
+def schema_version(url: str) -> str:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return str(
+                conn.execute(
+                    sa.text("SELECT value FROM tpa_ledger_meta WHERE key = 'schema_version'")
+                ).scalar()
+            )
+    finally:
+        engine.dispose()
+
+
+# ---- what the ledger can account for ----------------------------------------------------------
+
+
+def test_uploaded_records_add_up_per_list(ledger: Ledger) -> None:
+    l1, l2 = new_list(), new_list()
+    assert ledger.uploaded(ACCOUNT, l1) == 0  # a list the ledger never heard of
+    ledger.note_uploaded(ACCOUNT, l1, 10_000)  # the create's first chunk
+    ledger.note_uploaded(ACCOUNT, l1, 10_000)  # an ADD call
+    ledger.note_uploaded(ACCOUNT, l1, 10_000)  # the same call again, after a lost answer
+    ledger.note_uploaded(ACCOUNT, l1, 0)
+    ledger.note_uploaded(ACCOUNT, l2, 3)
+    assert ledger.uploaded(ACCOUNT, l1) == 30_000
+    assert ledger.uploaded(ACCOUNT, l2) == 3
+    assert ledger.uploaded(OTHER_ACCOUNT, l1) == 0
+    with pytest.raises(ValueError):
+        ledger.note_uploaded(ACCOUNT, l1, -1)
+    # the counts are not the membership: confirming and removing leave them alone
+    sync(ledger, l1, hs(range(5)))
+    sync(ledger, l1, hs(range(2)))
+    assert ledger.uploaded(ACCOUNT, l1) == 30_000
+
+
+def test_uploaded_records_survive_reopening(fresh_url: str, tmp_path: Path) -> None:
+    lst = new_list()
+    with open_ledger(fresh_url, base_dir=tmp_path) as led:
+        led.note_uploaded(ACCOUNT, lst, 7)
+    with open_ledger(fresh_url, base_dir=tmp_path) as led:
+        led.note_uploaded(ACCOUNT, lst, 5)
+        assert led.uploaded(ACCOUNT, lst) == 12
+
+
+# ---- migration -------------------------------------------------------------------------------
+
+
+def test_a_version_1_ledger_is_migrated_in_place(fresh_url: str, tmp_path: Path) -> None:
+    old, other = new_list(), new_list()
+    build_v1(fresh_url, {(ACCOUNT, old): hs(range(20)), (OTHER_ACCOUNT, other): hs(range(3))})
+    with open_ledger(fresh_url, base_dir=tmp_path) as led:
+        # the members are all there, and the diff sees them
+        assert led.count(ACCOUNT, old) == 20
+        assert led.count(OTHER_ACCOUNT, other) == 3
+        with led.diff(ACCOUNT, old, hs(range(10, 25))) as diff:
+            assert (diff.known_count, diff.add_count, diff.remove_count) == (20, 5, 10)
+            assert adds_of(diff) == sorted(hs(range(20, 25)))
+        # what was uploaded to the lists it had is unknown, and stays so
+        assert led.uploaded(ACCOUNT, old) is None
+        assert led.uploaded(OTHER_ACCOUNT, other) is None
+        led.note_uploaded(ACCOUNT, old, 100)
+        assert led.uploaded(ACCOUNT, old) is None
+        # a list recorded from now on is counted
+        new = new_list()
+        led.confirm_added(ACCOUNT, new, blob(range(4)))
+        led.note_uploaded(ACCOUNT, new, 4)
+        assert led.uploaded(ACCOUNT, new) == 4
+    assert schema_version(fresh_url) == "2"
+    with open_ledger(fresh_url, base_dir=tmp_path) as led:  # a second opening migrates nothing
+        assert led.uploaded(ACCOUNT, old) is None
+        assert led.uploaded(ACCOUNT, new) == 4
+
+
+def test_two_runs_opening_a_version_1_ledger_at_once_migrate_it_once(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    lst = new_list()
+    build_v1(fresh_url, {(ACCOUNT, lst): hs(range(5))})
+    ledgers = [open_ledger(fresh_url, base_dir=tmp_path) for _ in range(2)]
+    start = threading.Barrier(len(ledgers))
+    results: list[object] = []
+
+    def open_it(led: Ledger) -> None:
+        start.wait()
+        try:
+            results.append(led.uploaded(ACCOUNT, lst))
+        except Exception as exc:  # reported below
+            results.append(exc)
+
+    threads = [threading.Thread(target=open_it, args=(led,)) for led in ledgers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    for led in ledgers:
+        led.close()
+    assert results == [None, None]
+    assert schema_version(fresh_url) == "2"
+
+
+def test_a_ledger_of_an_unknown_version_is_refused_untouched(
+    fresh_url: str, tmp_path: Path
+) -> None:
+    lst = new_list()
+    build_v1(fresh_url, {(ACCOUNT, lst): hs(range(5))}, version="3")
+    led = open_ledger(fresh_url, base_dir=tmp_path)
+    with pytest.raises(LedgerError) as err:
+        led.count(ACCOUNT, lst)
+    led.close()
+    assert "ledger_url" in str(err.value) and "schema version 3" in str(err.value)
+    assert "needs 2" in str(err.value)
+    assert schema_version(fresh_url) == "3"
+    engine = sa.create_engine(fresh_url)
+    try:
+        assert "tpa_ledger_uploads" not in sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
