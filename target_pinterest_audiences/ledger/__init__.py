@@ -9,8 +9,9 @@ identifiers. Members travel as blobs (``k * 32`` bytes, ``k`` digests concatenat
             for blob in diff.adds(chunk): ...; ledger.confirm_added(account, list_id, blob)
 
 Modules: ``url`` (what ``ledger_url`` may say), ``base`` (the interface and the SQL both back
-ends share), ``sqlite`` and ``postgres`` (one back end each), ``schema`` (tables, version),
-``diff`` (a diff's result), ``blobs`` and ``errors``.
+ends share), ``sqlite`` and ``postgres`` (one back end each), ``schema`` (tables, version,
+migration), ``diff`` (a diff's result), ``tokens`` (the refresh token kept in the database),
+``blobs`` and ``errors``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from target_pinterest_audiences.ledger.base import Ledger
 from target_pinterest_audiences.ledger.diff import MembershipDiff
 from target_pinterest_audiences.ledger.errors import LedgerBusy, LedgerError
+from target_pinterest_audiences.ledger.tokens import LedgerTokenStore, StoredRefreshToken
 from target_pinterest_audiences.ledger.url import parse_ledger_url
 from target_pinterest_audiences.workdir import WORK_DIR_NAME
 
@@ -27,7 +29,9 @@ __all__ = [
     "Ledger",
     "LedgerBusy",
     "LedgerError",
+    "LedgerTokenStore",
     "MembershipDiff",
+    "StoredRefreshToken",
     "open_ledger",
 ]
 

@@ -26,6 +26,7 @@ from target_pinterest_audiences.ledger.blobs import as_blob, rebatch, split
 from target_pinterest_audiences.ledger.diff import MembershipDiff, StagedDiff, StageTables
 from target_pinterest_audiences.ledger.errors import LedgerError
 from target_pinterest_audiences.ledger.schema import MEMBERS, UPLOADS, Schema, ensure_schema
+from target_pinterest_audiences.ledger.tokens import LedgerTokenStore
 from target_pinterest_audiences.ledger.url import SETTING, describe_url
 
 LOAD_CHUNK = 50_000
@@ -128,24 +129,27 @@ class Ledger(ABC):
             self._message(f"{SETTING} {self.describe()!r}: {what}: {detail}", hide=hide)
         )
 
-    def _failure(self, what: str, exc: BaseException, *, hide: Iterable[str] = ()) -> LedgerError:
-        """A failure of an open ledger (say, the database went away mid-run)."""
+    def _failure(
+        self, what: str, exc: BaseException, *, hide: Iterable[str] = (), members: bool = True
+    ) -> LedgerError:
+        """A failure of an open ledger (say, the database went away mid-run).
+
+        ``members``: the call was about the membership, so say that nothing of it is lost.
+        """
         orig = getattr(exc, "orig", None) or exc
         detail = " ".join(str(orig).split()) or type(orig).__name__
-        return LedgerError(
-            self._message(
-                f"{SETTING} {self.describe()!r}: {what} failed ({detail}). {_REPAIRED}",
-                hide=hide,
-            )
-        )
+        text = f"{SETTING} {self.describe()!r}: {what} failed ({detail})."
+        return LedgerError(self._message(f"{text} {_REPAIRED}" if members else text, hide=hide))
 
     @contextmanager
-    def _translated(self, what: str, *, hide: Iterable[str] = ()) -> Iterator[None]:
+    def _translated(
+        self, what: str, *, hide: Iterable[str] = (), members: bool = True
+    ) -> Iterator[None]:
         """Turn the database's errors inside the block into a :class:`LedgerError`."""
         try:
             yield
         except self._db_errors as exc:
-            raise self._failure(what, exc, hide=hide) from None
+            raise self._failure(what, exc, hide=hide, members=members) from None
 
     def _ensure(self) -> Engine:
         if self._ready and self._engine is not None:
@@ -321,6 +325,16 @@ class Ledger(ABC):
         if row is None:
             return 0
         return None if row[0] is None else int(row[0])
+
+    # ---- the refresh token ------------------------------------------------------------
+
+    def refresh_token_store(self, key: str, *, wait_seconds: float = 60) -> LedgerTokenStore:
+        """The newest Pinterest refresh token of one app (``key``: its client_id), kept here.
+
+        Its ``exclusive()`` serialises refreshes across processes and machines and waits at
+        most ``wait_seconds`` for another run's refresh.
+        """
+        return LedgerTokenStore(self, key, wait_seconds=wait_seconds)
 
 
 _KNOWN_COUNT = f"SELECT count(*) FROM {MEMBERS} WHERE ad_account_id = :a AND list_key = :l"  # noqa: S608

@@ -21,7 +21,13 @@ from target_pinterest_audiences.ledger.base import Ledger
 from target_pinterest_audiences.ledger.blobs import DIGEST_SIZE, split
 from target_pinterest_audiences.ledger.diff import StageTables
 from target_pinterest_audiences.ledger.errors import LedgerBusy, LedgerError
-from target_pinterest_audiences.ledger.schema import MEMBERS, META, UPLOADS, Schema
+from target_pinterest_audiences.ledger.schema import (
+    MEMBERS,
+    META,
+    REFRESH_TOKENS,
+    UPLOADS,
+    Schema,
+)
 from target_pinterest_audiences.ledger.url import SETTING
 
 SCHEMA = Schema(
@@ -31,6 +37,9 @@ SCHEMA = Schema(
     "PRIMARY KEY (ad_account_id, list_key, member))",
     uploads=f"CREATE TABLE IF NOT EXISTS {UPLOADS} (ad_account_id text NOT NULL, "
     "list_key text NOT NULL, uploaded bigint, PRIMARY KEY (ad_account_id, list_key))",
+    refresh_tokens=f"CREATE TABLE IF NOT EXISTS {REFRESH_TOKENS} (key text PRIMARY KEY, "
+    "refresh_token text NOT NULL, expires_at double precision, "
+    "issued_at double precision NOT NULL, configured_sha256 text NOT NULL)",
 )
 
 # Arbitrary constant used to serialise schema creation.

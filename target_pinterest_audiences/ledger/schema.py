@@ -2,7 +2,8 @@
 
 Version 1: members (and, on SQLite, lock rows) plus this meta table.
 Version 2 adds, per list, how many records the target uploaded to it (``None`` for lists a
-version-1 ledger recorded: what it uploaded then was never counted).
+version-1 ledger recorded: what it uploaded then was never counted) and the newest refresh
+token per app.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ MEMBERS = "tpa_ledger_members"
 LOCKS = "tpa_ledger_locks"
 META = "tpa_ledger_meta"
 UPLOADS = "tpa_ledger_uploads"
+REFRESH_TOKENS = "tpa_ledger_refresh_tokens"
 
 
 @dataclass(frozen=True)
@@ -33,10 +35,11 @@ class Schema:
     meta: str
     members: str
     uploads: str
+    refresh_tokens: str
     others: tuple[str, ...] = ()  # back-end only tables (SQLite: lock rows)
 
     def tables(self) -> tuple[str, ...]:
-        return (self.members, self.uploads, *self.others)
+        return (self.members, self.uploads, self.refresh_tokens, *self.others)
 
 
 def ensure_schema(conn: Connection, schema: Schema, where: str) -> None:

@@ -29,7 +29,14 @@ from target_pinterest_audiences.ledger.base import Ledger
 from target_pinterest_audiences.ledger.blobs import split
 from target_pinterest_audiences.ledger.diff import StageTables
 from target_pinterest_audiences.ledger.errors import LedgerBusy
-from target_pinterest_audiences.ledger.schema import LOCKS, MEMBERS, META, UPLOADS, Schema
+from target_pinterest_audiences.ledger.schema import (
+    LOCKS,
+    MEMBERS,
+    META,
+    REFRESH_TOKENS,
+    UPLOADS,
+    Schema,
+)
 from target_pinterest_audiences.workdir import ensure_private_dir
 
 log = logging.getLogger(__name__)
@@ -41,6 +48,9 @@ SCHEMA = Schema(
     "PRIMARY KEY (ad_account_id, list_key, member)) WITHOUT ROWID",
     uploads=f"CREATE TABLE IF NOT EXISTS {UPLOADS} (ad_account_id TEXT NOT NULL, "
     "list_key TEXT NOT NULL, uploaded INTEGER, PRIMARY KEY (ad_account_id, list_key))",
+    refresh_tokens=f"CREATE TABLE IF NOT EXISTS {REFRESH_TOKENS} (key TEXT PRIMARY KEY, "
+    "refresh_token TEXT NOT NULL, expires_at REAL, issued_at REAL NOT NULL, "
+    "configured_sha256 TEXT NOT NULL)",
     others=(
         f"CREATE TABLE IF NOT EXISTS {LOCKS} (ad_account_id TEXT NOT NULL, "
         "list_key TEXT NOT NULL, owner TEXT NOT NULL, host TEXT NOT NULL, "
