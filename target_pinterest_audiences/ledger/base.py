@@ -121,13 +121,11 @@ class Ledger(ABC):
                 text = text.replace(str(secret), "***")
         return text
 
-    def _error(self, what: str, exc: BaseException, *, hide: Iterable[str] = ()) -> LedgerError:
+    def _error(self, what: str, exc: BaseException) -> LedgerError:
         """A failure to open the ledger."""
         orig = getattr(exc, "orig", None) or exc
         detail = " ".join(str(orig).split()) or type(orig).__name__
-        return LedgerError(
-            self._message(f"{SETTING} {self.describe()!r}: {what}: {detail}", hide=hide)
-        )
+        return LedgerError(self._message(f"{SETTING} {self.describe()!r}: {what}: {detail}"))
 
     def _failure(
         self, what: str, exc: BaseException, *, hide: Iterable[str] = (), members: bool = True
