@@ -444,7 +444,7 @@ def test_state_round_trip(tmp_path: Path, emu: PinterestEmulator, api: requests.
 def test_keep_alive_reuses_connection(emu: PinterestEmulator, api: requests.Session) -> None:
     for _ in range(5):
         assert api.get(lists_url(emu)).status_code == 200
-    ports = {conn for conn in emu._connections}
+    ports = set(emu._http.connections)
     assert len(ports) == 1
 
 

@@ -10,14 +10,14 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from .server import (
+from .options import (
     DEFAULT_ACCESS_TOKEN,
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
     DEFAULT_REFRESH_TOKEN,
     SIXTY_DAYS,
-    PinterestEmulator,
 )
+from .server import PinterestEmulator
 
 
 def _parser() -> argparse.ArgumentParser:
