@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 
 from .outcome import ApiError, Json
 from .tokens import Tokens
 
 FIRST_ID = 549755813888  # ids look like Pinterest's: large, increasing
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: matching figures, exceptions, token scopes; 1 still loads
 
 
 @dataclass
@@ -25,6 +24,10 @@ class CustomerList:
     num_batches: int = 1
     num_uploaded_user_records: int = 0
     num_removed_user_records: int = 0
+    exceptions: Json = field(default_factory=dict)
+    matched: int = 0  # members matched to Pinterest users, now
+    last_matched: int | None = None  # as of the last finished matching (None: none yet)
+    processing_until: float = 0.0  # unix time when the current matching finishes
 
 
 @dataclass
@@ -37,7 +40,7 @@ class Audience:
     description: str | None
     created_timestamp: int
     updated_timestamp: int
-    status: str = "READY"
+    status: str | None = None  # None: follows its list's matching; else fixed (REMOVED)
 
 
 class Model:
@@ -63,18 +66,16 @@ class Model:
 
     # ---- lists
 
-    def create_list(
-        self, account: str, name: str, list_type: str, members: set[str], *, now: int
-    ) -> CustomerList:
+    def create_list(self, account: str, name: str, list_type: str, *, now: int) -> CustomerList:
+        """A new, empty list (the caller applies the first upload)."""
         c = CustomerList(
             id=self.new_id(),
             ad_account_id=account,
             name=name,
             list_type=list_type,
-            members=members,
+            members=set(),
             created_time=now,
             updated_time=now,
-            num_uploaded_user_records=len(members),
         )
         self.lists.setdefault(account, {})[c.id] = c
         return c
@@ -87,6 +88,10 @@ class Model:
 
     def find_list(self, account: str, list_id: str) -> CustomerList | None:
         return self.lists.get(account, {}).get(list_id)
+
+    def find_list_anywhere(self, list_id: str) -> CustomerList | None:
+        """The list with this id in any ad account (ids are unique in the emulator)."""
+        return next((c for acc in self.lists.values() if (c := acc.get(list_id))), None)
 
     def lists_of(self, account: str) -> list[CustomerList]:
         """An ad account's lists, ascending by id."""
@@ -152,20 +157,29 @@ class Model:
             **self.tokens.dump(),
         }
 
-    def load(self, data: Json) -> None:
-        if data.get("version") != STATE_VERSION:
+    def load(
+        self,
+        data: Json,
+        *,
+        count_matched: Callable[[set[str]], int],
+        default_scopes: frozenset[str],
+    ) -> None:
+        """State from ``dump``. A version 1 file (before matching and scopes) loads as lists
+        matched already (by ``count_matched``) and tokens with ``default_scopes``."""
+        version = data.get("version")
+        if version not in (1, STATE_VERSION):
             raise ValueError("unsupported emulator state file version")
         self.lists.clear()
         self.audiences.clear()
         for raw in data.get("lists", []):
-            c = CustomerList(**_with_members(raw))
+            c = CustomerList(**{**raw, "members": set(raw["members"])})
+            if version == 1:
+                c.matched = c.last_matched = count_matched(c.members)
             self.lists.setdefault(c.ad_account_id, {})[c.id] = c
         for raw in data.get("audiences", []):
             a = Audience(**raw)
+            if version == 1 and a.status == "READY":
+                a.status = None  # version 1 stored READY for every audience it had not removed
             self.audiences.setdefault(a.ad_account_id, {})[a.id] = a
         self.next_id = int(data.get("next_id", FIRST_ID))
-        self.tokens.load(data)
-
-
-def _with_members(raw: dict[str, Any]) -> dict[str, Any]:
-    return {**raw, "members": set(raw["members"])}
+        self.tokens.load(data, default_scopes=default_scopes)

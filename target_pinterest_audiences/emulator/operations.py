@@ -10,9 +10,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import matching
+from .matching import Unusable
 from .model import Audience, CustomerList, Model
-from .options import ACCESS_TOKEN_EXPIRES_IN, TOO_SMALL_CODE, Options
+from .options import ACCESS_TOKEN_EXPIRES_IN, Options
 from .outcome import ApiError, Json, Outcome
+from .tokens import format_scopes, parse_scopes
 
 AUTH_FAILED = {"code": 2, "message": "Authentication failed."}
 
@@ -50,9 +53,38 @@ class Operations:
     Not thread-safe on its own: the emulator calls it under its lock.
     """
 
-    def __init__(self, model: Model, options: Options) -> None:
+    def __init__(
+        self, model: Model, options: Options, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.model = model
         self.options = options
+        self.clock = clock  # unix seconds: matching deadlines are kept in state files
+        self.unusable: dict[str, Unusable] = {}  # records a test declared unusable
+
+    # ---- uploads
+
+    def upload(self, c: CustomerList, operation: str, records: list[str]) -> None:
+        """Apply one create (``ADD``) or update: counts, members, exceptions, matching."""
+        now = self.clock()
+        usable, exceptions = matching.sort_records(records, self.unusable)
+        matching.start_matching(c, now=now, delay=self.options.matching_delay)
+        fraction = self.options.match_fraction
+        if operation == "ADD":
+            matching.add_members(c, usable, fraction)
+            c.num_uploaded_user_records += len(records)  # duplicates and members included
+        else:
+            matching.remove_members(c, usable, fraction)
+            c.num_removed_user_records += len(records)  # members not in the list included
+        if self.options.cumulative_exceptions:
+            matching.merge_exceptions(c.exceptions, exceptions)
+        else:
+            c.exceptions = exceptions
+        c.updated_time = int(now)
+
+    def rematch_all(self) -> None:
+        """Count matched members again (the match fraction changed)."""
+        for c in self.model.all_lists():
+            c.matched = matching.count_matched(c.members, self.options.match_fraction)
 
     def handler(self, operation_id: str) -> Handler:
         found: Handler = getattr(self, "op_" + operation_id.replace("/", "_"))
@@ -60,8 +92,10 @@ class Operations:
 
     # ---- views
 
+    def list_status(self, c: CustomerList) -> str:
+        return matching.list_status(c, now=self.clock(), minimum=self.options.min_matched_users)
+
     def list_view(self, c: CustomerList) -> Json:
-        too_small = len(c.members) < self.options.min_audience_size
         return {
             "ad_account_id": c.ad_account_id,
             "created_time": c.created_time,
@@ -70,18 +104,35 @@ class Operations:
             "num_batches": c.num_batches,
             "num_removed_user_records": c.num_removed_user_records,
             "num_uploaded_user_records": c.num_uploaded_user_records,
-            "status": "TOO_SMALL" if too_small else "READY",
+            "status": self.list_status(c),
             "type": "customerlist",
             "updated_time": c.updated_time,
-            "exceptions": {},
+            "exceptions": {key: dict(entry) for key, entry in c.exceptions.items()},
         }
 
+    def list_state(self, c: CustomerList, *, members: bool = True) -> Json:
+        """The view plus what the emulator knows: list_type, member and matched counts,
+        seconds of matching left and (``members``) the members."""
+        view: Json = {
+            **self.list_view(c),
+            "list_type": c.list_type,
+            "member_count": len(c.members),
+            "matched_count": c.matched,
+            "matching_seconds_left": max(0.0, c.processing_until - self.clock()),
+        }
+        if members:
+            view["members"] = sorted(c.members)
+        return view
+
     def audience_view(self, a: Audience) -> Json:
-        size: int | None = None
+        status, size = a.status or "READY", None
         list_id = a.rule.get("customer_list_id")
         if a.audience_type == "CUSTOMER_LIST" and isinstance(list_id, str):
             c = self.model.find_list(a.ad_account_id, list_id)
-            size = len(c.members) if c is not None else 0
+            status, size = matching.audience_figures(
+                c, now=self.clock(), minimum=self.options.min_matched_users
+            )
+            status = a.status or status  # a removed audience stays REMOVED
         return {
             "ad_account_id": a.ad_account_id,
             "audience_type": a.audience_type,
@@ -91,7 +142,7 @@ class Operations:
             "name": a.name,
             "rule": dict(a.rule),
             "size": size,
-            "status": a.status,
+            "status": status,
             "type": "audience",
             "updated_timestamp": a.updated_timestamp,
         }
@@ -127,14 +178,10 @@ class Operations:
         return Outcome(200, {"items": [self.list_view(lists[i]) for i in page], "bookmark": mark})
 
     def op_customer_lists_create(self, p: PathParams, q: Json, body: Any) -> Outcome:
-        members = set(split_records(body["records"]))
         c = self.model.create_list(
-            p["ad_account_id"],
-            body["name"],
-            body.get("list_type", "EMAIL"),
-            members,
-            now=int(time.time()),
+            p["ad_account_id"], body["name"], body.get("list_type", "EMAIL"), now=int(self.clock())
         )
+        self.upload(c, "ADD", split_records(body["records"]))
         return Outcome(200, self.list_view(c))
 
     def op_customer_lists_get(self, p: PathParams, q: Json, body: Any) -> Outcome:
@@ -143,15 +190,8 @@ class Operations:
 
     def op_customer_lists_update(self, p: PathParams, q: Json, body: Any) -> Outcome:
         c = self.model.get_list(p["ad_account_id"], p["customer_list_id"])
-        records = split_records(body["records"])
-        if body["operation_type"] == "ADD":
-            c.members.update(records)
-            c.num_uploaded_user_records += len(records)
-        else:
-            c.members.difference_update(records)
-            c.num_removed_user_records += len(records)
+        self.upload(c, body["operation_type"], split_records(body["records"]))
         c.num_batches += 1
-        c.updated_time = int(time.time())
         return Outcome(200, self.list_view(c))
 
     # ---- audiences
@@ -174,12 +214,12 @@ class Operations:
                     400, 1, "rule.customer_list_id is required for a CUSTOMER_LIST audience."
                 )
             c = self.model.get_list(account, str(list_id))
-            if len(c.members) < self.options.min_audience_size:
+            if self.list_status(c) == "TOO_SMALL":  # still PROCESSING: INITIALIZING, accepted
                 raise ApiError(
-                    400,
-                    TOO_SMALL_CODE,
+                    self.options.too_small_status,
+                    self.options.too_small_code,
                     "Customer list is too small to create an audience "
-                    f"({len(c.members)} < {self.options.min_audience_size} matched users).",
+                    f"({c.matched} < {self.options.min_matched_users} matched users).",
                 )
         a = self.model.create_audience(
             account,
@@ -187,7 +227,7 @@ class Operations:
             body["audience_type"],
             rule,
             body.get("description"),
-            now=int(time.time()),
+            now=int(self.clock()),
         )
         return Outcome(200, self.audience_view(a))
 
@@ -210,7 +250,7 @@ class Operations:
             if a.audience_type == "CUSTOMER_LIST" and list_id is not None:
                 self.model.get_list(account, str(list_id))
             a.rule = {**a.rule, **rule}
-        a.updated_timestamp = int(time.time())
+        a.updated_timestamp = int(self.clock())
         return Outcome(200, self.audience_view(a))
 
     # ---- OAuth
@@ -225,12 +265,16 @@ class Operations:
             return Outcome(401, dict(AUTH_FAILED))
         if body.get("grant_type") != "refresh_token":
             return Outcome(400, {"code": 1, "message": "Unsupported grant_type."})
-        now = int(time.time())
+        now = int(self.clock())
         old = str(body.get("refresh_token", ""))
-        expires_at = tokens.refresh_expiry(old)
-        if expires_at is None or expires_at <= now:
+        granted = tokens.refresh.get(old)
+        if granted is None or granted.expires_at <= now:
             return Outcome(400, {"code": 283, "message": "Invalid refresh token"})
-        access = tokens.issue_access()
+        expires_at = granted.expires_at
+        scopes = granted.scopes  # a refreshed token has the refresh token's scopes, or fewer
+        if body.get("scope"):
+            scopes = scopes & parse_scopes(str(body["scope"]))
+        access = tokens.issue_access(scopes)
         refresh = old
         if str(body.get("continuous_refresh", "")).lower() == "true":
             expires_at = now + options.refresh_token_expires_in
@@ -241,7 +285,7 @@ class Operations:
                 "access_token": access,
                 "token_type": "bearer",
                 "expires_in": ACCESS_TOKEN_EXPIRES_IN,
-                "scope": str(body.get("scope") or options.scope),
+                "scope": format_scopes(scopes),
                 "response_type": "refresh_token",
                 "refresh_token": refresh,
                 "refresh_token_expires_in": max(0, expires_at - now),

@@ -1,5 +1,7 @@
-"""One API request from bytes to answer: latency, faults, spec check, authentication, the
-operation, the check of the answer, and the request log. Everything but the socket."""
+"""One API request from bytes to answer, everything but the socket. In order: latency,
+faults, the operation in the spec, the body limit (413), the spec check of the request,
+authentication (401 code 2), scopes (401 code 3), quotas (429 code 8), the operation, the
+spec check of the answer, the request log."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from .model import Model
 from .operations import AUTH_FAILED, Operations
 from .options import Options
 from .outcome import ApiError, Json, Outcome
+from .quotas import Quotas
 from .request_log import RecordedRequest, redact
 from .spec import Operation, Spec, parse_body
 
@@ -38,6 +41,7 @@ class Pipeline:
         model: Model,
         operations: Operations,
         faults: FaultSet,
+        quotas: Quotas,
         oauth_token: OAuthHandler,
     ) -> None:
         self._lock = lock
@@ -46,6 +50,7 @@ class Pipeline:
         self.model = model
         self.operations = operations
         self.faults = faults
+        self.quotas = quotas
         self._oauth_token = oauth_token  # the emulator's hook, so a subclass can watch it
         self.requests: list[RecordedRequest] = []
         self.spec_violations: list[str] = []
@@ -74,9 +79,9 @@ class Pipeline:
             time.sleep(self.options.latency)
         auth_kind = headers.get("authorization", "").split(" ", 1)[0].lower() or None
         content_type = headers.get("content-type")
-        logged_body = (
-            redact(parse_body(content_type, raw_body)) if self.options.record_bodies else None
-        )
+        logged_body = None
+        if self.options.record_bodies and not self._too_large(raw_body):
+            logged_body = redact(parse_body(content_type, raw_body))
         record = RecordedRequest(
             method=method,
             path=path,
@@ -98,6 +103,10 @@ class Pipeline:
             f" (fault {record.fault})" if record.fault else "",
         )
         return outcome, record
+
+    def _too_large(self, raw_body: bytes) -> bool:
+        limit = self.options.max_body_bytes
+        return bool(limit) and len(raw_body) > limit
 
     def _take_faults(self, method: str, path: str) -> list[FaultRule]:
         with self._lock:
@@ -136,6 +145,16 @@ class Pipeline:
             self.violation(text)
             return Outcome(404, {"code": 404, "message": text})
         record.operation = op.operation_id
+        if self._too_large(raw_body):
+            outcome = Outcome(
+                413,
+                {
+                    "code": self.options.body_too_large_code,
+                    "message": self.options.body_too_large_message,
+                },
+            )
+            self._check_response(op, outcome)
+            return outcome
         checked = self.spec.check_request(op, path, raw_query, content_type, raw_body)
         if checked.errors:
             text = f"{method} {path} ({op.operation_id}): " + "; ".join(checked.errors)
@@ -145,15 +164,21 @@ class Pipeline:
         token: str | None = None
         tokens = self.model.tokens
         with self._lock:
-            if op.operation_id == "oauth/token":
-                outcome = self._oauth_token(checked.body, basic_credentials(headers))
+            if op.operation_id == "oauth/token":  # counts against the daily quota, as all
+                outcome = self.quotas.admit(op.ratelimit_category) or self._oauth_token(
+                    checked.body, basic_credentials(headers)
+                )
             else:
                 token = bearer_token(headers)
                 if token is None or token not in tokens.access:
                     outcome = Outcome(401, dict(AUTH_FAILED))
                     token = None
+                elif missing := tokens.missing_scopes(token, op.scopes):
+                    outcome = Outcome(401, _missing_scopes(missing))
                 else:
-                    outcome = self._run(op, checked.path_params, checked.query, checked.body)
+                    outcome = self.quotas.admit(op.ratelimit_category) or self._run(
+                        op, checked.path_params, checked.query, checked.body
+                    )
                     if 200 <= outcome.status < 300:
                         tokens.count_call(token, self.options.token_lifetime)
             if token is not None and "expire_token" in kinds:
@@ -182,6 +207,10 @@ class Pipeline:
         errors = checker.errors(outcome.body, f"response {outcome.status}")
         if errors:
             self.violation(f"emulator bug in {op.operation_id} response: " + "; ".join(errors))
+
+
+def _missing_scopes(missing: list[str]) -> Json:
+    return {"code": 3, "message": f"Authorization failed. Missing scopes: {', '.join(missing)}."}
 
 
 def bearer_token(headers: dict[str, str]) -> str | None:

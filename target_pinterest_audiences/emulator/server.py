@@ -4,9 +4,11 @@ It serves the customer-list, audience and OAuth token operations of the vendored
 description, validates every request (and every answer it sends) against it, records a
 request log, and can inject faults (HTTP errors with rate-limit headers, connections dropped
 before or after a write, latency, access-token expiry) so that clients' retry, crash-safety
-and token-refresh code can be tested over real sockets. This class wires the parts:
-``model`` (the data), ``operations`` (the API on it), ``pipeline`` (one request, end to end),
-``faults``, ``control`` (the ``/_emulator/`` API) and ``http_server`` (the sockets).
+and token-refresh code can be tested over real sockets. By default it behaves as Pinterest
+does (``options``): matching is asynchronous, audiences need 100 matched users, bodies over
+1 MB are refused, quotas and scopes apply. This class wires the parts: ``model`` (the data),
+``matching``, ``operations`` (the API on the data), ``quotas``, ``pipeline`` (one request,
+end to end), ``faults``, ``control`` (the ``/_emulator/`` API), ``http_server`` (sockets).
 
 Nothing here logs request bodies or tokens.
 """
@@ -19,9 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import matching
 from .control import CONTROL_PREFIX, handle_control
 from .faults import FAULT_KINDS, FaultRule, FaultSet
 from .http_server import HttpServer
+from .matching import DECLARED_UNUSABLE, Unusable
 from .model import Model
 from .operations import Operations
 from .options import (
@@ -31,13 +35,16 @@ from .options import (
     DEFAULT_REFRESH_TOKEN,
     SIXTY_DAYS,
     TOO_SMALL_CODE,
+    OptionAttribute,
     Options,
+    describe_options,
 )
 from .outcome import Json, Outcome
 from .pipeline import Pipeline
+from .quotas import Quotas
 from .request_log import RecordedRequest, token_fingerprint
 from .spec import BASE_PATH, Spec
-from .tokens import Tokens
+from .tokens import Tokens, parse_scopes
 
 __all__ = [  # what `from .server import ...` has always offered
     "CONTROL_PREFIX",
@@ -55,30 +62,37 @@ __all__ = [  # what `from .server import ...` has always offered
 ]
 
 
-class _Option:
-    """An attribute of the emulator that reads, and through ``configure`` writes, one option."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    def __get__(self, emulator: PinterestEmulator, owner: type | None = None) -> Any:
-        return getattr(emulator.options, self.name)
-
-    def __set__(self, emulator: PinterestEmulator, value: Any) -> None:
-        emulator.configure(**{self.name: value})
-
-
 class PinterestEmulator:
-    """In-memory Pinterest API v5 (customer lists, audiences, OAuth token) over HTTP."""
+    """In-memory Pinterest API v5 (customer lists, audiences, OAuth token) over HTTP.
 
-    page_size = _Option()
-    min_audience_size = _Option()
-    latency = _Option()
-    refresh_token_expires_in = _Option()
-    client_id = _Option()  # read-only, like the options below: fixed at construction
-    client_secret = _Option()
-    scope = _Option()
-    record_bodies = _Option()
+    ``PinterestEmulator(host, port, *, access_tokens, refresh_tokens, **options)``: the
+    initial tokens (default ``test-access-token`` / ``test-refresh-token``) and the options
+    below, each also an attribute (setting it calls ``configure``).
+
+    """
+
+    # The options as attributes, for reading (and setting through `configure`).
+    matching_delay = OptionAttribute()
+    match_fraction = OptionAttribute()
+    min_matched_users = OptionAttribute()
+    min_audience_size = OptionAttribute("min_matched_users")  # the old name
+    too_small_status = OptionAttribute()
+    too_small_code = OptionAttribute()
+    cumulative_exceptions = OptionAttribute()
+    max_body_bytes = OptionAttribute()
+    body_too_large_code = OptionAttribute()
+    body_too_large_message = OptionAttribute()
+    daily_quota = OptionAttribute()
+    day_length = OptionAttribute()
+    ads_write_per_minute = OptionAttribute()
+    ads_read_per_minute = OptionAttribute()
+    scope = OptionAttribute()
+    refresh_token_expires_in = OptionAttribute()
+    client_id = OptionAttribute()  # fixed at construction, as client_secret
+    client_secret = OptionAttribute()
+    page_size = OptionAttribute()
+    latency = OptionAttribute()
+    record_bodies = OptionAttribute()
 
     def __init__(
         self,
@@ -89,7 +103,7 @@ class PinterestEmulator:
         refresh_tokens: set[str] | frozenset[str] | None = None,
         **options: Any,
     ) -> None:
-        self.options = Options(**options)  # TypeError for an unknown option
+        self.options = Options.create(options)  # TypeError for an unknown option
         self.spec = Spec()
         self._lock = threading.RLock()
         self.model = Model(
@@ -100,6 +114,7 @@ class PinterestEmulator:
         )
         self.operations = Operations(self.model, self.options)
         self._faults = FaultSet()
+        self._quotas = Quotas(self.options)
         self._pipeline = Pipeline(
             lock=self._lock,
             options=self.options,
@@ -107,6 +122,7 @@ class PinterestEmulator:
             model=self.model,
             operations=self.operations,
             faults=self._faults,
+            quotas=self._quotas,
             oauth_token=self._op_oauth_token,
         )
         self._http = HttpServer(
@@ -166,27 +182,35 @@ class PinterestEmulator:
 
     def _op_oauth_token(self, body: Json, basic: tuple[str, str] | None) -> Outcome:
         # The token call goes through here, so that a test's subclass can see what was issued
-        # (tests/test_resilience.py's IssuingEmulator does; `issued_tokens()` would serve too).
+        # (tests/test_resilience.py's IssuingEmulator does; `issued_tokens()` serves too).
         return self.operations.oauth_token(body, basic)
 
     # ---- configuration
 
     def reset(self) -> None:
-        """Forget all lists, audiences, requests, violations and faults; restore tokens."""
+        """Forget lists, audiences, requests, violations, faults, declared unusable records
+        and quota use; restore the initial tokens (options stay as they are)."""
         with self._lock:
             self._pipeline.reset()
             self._faults.reset()
+            self._quotas.reset()
             self.model.clear()
+            self.operations.unusable.clear()
             expires = int(time.time()) + self.options.refresh_token_expires_in
-            self.model.tokens.reset(refresh_expires_at=expires)
+            self.model.tokens.reset(
+                scopes=parse_scopes(self.options.scope), refresh_expires_at=expires
+            )
 
     def configure(self, **options: Any) -> None:
         """Change options that can change at run time (see ``config()``)."""
         with self._lock:
-            restart_counts = "token_lifetime" in options
-            self.options.update(options)
-            if restart_counts:
+            changed = self.options.update(options)
+            if "token_lifetime" in changed:
                 self.model.tokens.restart_counts()
+            if "match_fraction" in changed:
+                self.operations.rematch_all()
+            if "scope" in changed:
+                self.model.tokens.regrant_initial(parse_scopes(self.options.scope))
 
     def config(self) -> Json:
         with self._lock:
@@ -261,9 +285,23 @@ class PinterestEmulator:
         with self._lock:
             return self.model.tokens.valid_refresh(int(time.time()))
 
-    def add_access_token(self, token: str) -> None:
+    def add_access_token(self, token: str, *, scope: str | None = None) -> None:
+        """A valid access token with ``scope`` (default: the ``scope`` option)."""
         with self._lock:
-            self.model.tokens.add_access(token)
+            self.model.tokens.add_access(token, parse_scopes(scope or self.options.scope))
+
+    def add_refresh_token(self, token: str, *, scope: str | None = None) -> None:
+        """A valid refresh token; the tokens refreshed with it get its ``scope``."""
+        with self._lock:
+            expires = int(time.time()) + self.options.refresh_token_expires_in
+            scopes = parse_scopes(scope or self.options.scope)
+            self.model.tokens.add_refresh(token, scopes, expires_at=expires)
+
+    def issued_tokens(self) -> list[str]:
+        """Every access and refresh token the token call issued since the last reset (so a
+        test can check that none of them reached its logs)."""
+        with self._lock:
+            return list(self.model.tokens.issued)
 
     def revoke_access_token(self, token: str) -> None:
         with self._lock:
@@ -272,12 +310,19 @@ class PinterestEmulator:
     # ---- inspection and seeding
 
     def lists(self, ad_account_id: str) -> list[Json]:
-        """Customer lists of an ad account, ascending by id (API view + list_type + size)."""
+        """Customer lists of an ad account, ascending by id (API view + list_type + size,
+        the member count, + matched_count, the members matched now)."""
         with self._lock:
             return [
-                {**self.operations.list_view(c), "list_type": c.list_type, "size": len(c.members)}
+                {**self.operations.list_state(c, members=False), "size": len(c.members)}
                 for c in self.model.lists_of(ad_account_id)
             ]
+
+    def list_state(self, list_id: str) -> Json | None:
+        """One list (any ad account) as ``state()`` shows it; None when there is none."""
+        with self._lock:
+            c = self.model.find_list_anywhere(list_id)
+            return None if c is None else self.operations.list_state(c)
 
     def members(self, ad_account_id: str, list_id: str) -> set[str]:
         with self._lock:
@@ -299,9 +344,13 @@ class PinterestEmulator:
         members: set[str] | frozenset[str] | list[str],
         list_type: str = "EMAIL",
     ) -> str:
+        """A list as if uploaded long ago: matched already (READY or TOO_SMALL)."""
         with self._lock:
             now = int(time.time())
-            return self.model.create_list(ad_account_id, name, list_type, set(members), now=now).id
+            c = self.model.create_list(ad_account_id, name, list_type, now=now)
+            self.operations.upload(c, "ADD", list(members))
+            matching.finish_matching(c)
+            return c.id
 
     def seed_audience(
         self,
@@ -312,31 +361,52 @@ class PinterestEmulator:
         audience_type: str = "CUSTOMER_LIST",
         description: str | None = None,
         rule: Json | None = None,
+        status: str | None = None,
     ) -> str:
+        """An audience; ``status`` (e.g. ``REMOVED``) fixes its status, else it follows its
+        list's matching."""
         rule = dict(rule or {})
         if customer_list_id is not None:
             rule["customer_list_id"] = customer_list_id
         with self._lock:
             now = int(time.time())
-            return self.model.create_audience(
+            audience = self.model.create_audience(
                 ad_account_id, name, audience_type, rule, description, now=now
-            ).id
+            )
+            audience.status = status
+            return audience.id
+
+    def declare_unusable(
+        self,
+        records: list[str] | set[str],
+        *,
+        code: int = DECLARED_UNUSABLE.code,
+        message: str = DECLARED_UNUSABLE.message,
+    ) -> None:
+        """Uploads of these records (exact values) leave them out and report them in the
+        list's ``exceptions`` under ``code`` (until a reset)."""
+        with self._lock:
+            reason = Unusable(int(code), str(message))
+            self.operations.unusable.update(dict.fromkeys(records, reason))
+
+    def finish_matching(self) -> None:
+        """Every list's matching ends now (READY or TOO_SMALL), whatever matching_delay says."""
+        with self._lock:
+            for c in self.model.all_lists():
+                matching.finish_matching(c)
+
+    def new_day(self) -> None:
+        """The emulated day ends now: the daily quota is whole again."""
+        with self._lock:
+            self._quotas.new_day()
 
     def state(self) -> Json:
         """Everything, JSON-ready: lists with member counts and sorted members, audiences..."""
         with self._lock:
-            lists = [
-                {
-                    **self.operations.list_view(c),
-                    "list_type": c.list_type,
-                    "member_count": len(c.members),
-                    "members": sorted(c.members),
-                }
-                for c in self.model.all_lists()
-            ]
             return {
-                "lists": lists,
+                "lists": [self.operations.list_state(c) for c in self.model.all_lists()],
                 "audiences": [self.operations.audience_view(a) for a in self.model.all_audiences()],
+                "quota": self._quotas.view(),
                 "request_count": len(self.requests),
                 "spec_violations": list(self.spec_violations),
                 "faults_fired": [list(f) for f in self.faults_fired],
@@ -353,7 +423,13 @@ class PinterestEmulator:
 
     def load_state(self, data: Json) -> None:
         with self._lock:
-            self.model.load(data)
+            self.model.load(
+                data,
+                count_matched=lambda members: matching.count_matched(
+                    members, self.options.match_fraction
+                ),
+                default_scopes=parse_scopes(self.options.scope),
+            )
 
     def save_state_file(self, path: str | Path) -> None:
         target = Path(path)
@@ -363,6 +439,11 @@ class PinterestEmulator:
 
     def load_state_file(self, path: str | Path) -> None:
         self.load_state(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+PinterestEmulator.__doc__ = (PinterestEmulator.__doc__ or "") + "\n".join(
+    "    " + line for line in describe_options().splitlines()
+)
 
 
 def _token_set(tokens: set[str] | frozenset[str] | None, default: str) -> set[str]:
