@@ -68,7 +68,6 @@ class PinterestEmulator:
     ``PinterestEmulator(host, port, *, access_tokens, refresh_tokens, **options)``: the
     initial tokens (default ``test-access-token`` / ``test-refresh-token``) and the options
     below, each also an attribute (setting it calls ``configure``).
-
     """
 
     # The options as attributes, for reading (and setting through `configure`).
@@ -441,8 +440,11 @@ class PinterestEmulator:
         self.load_state(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
-PinterestEmulator.__doc__ = (PinterestEmulator.__doc__ or "") + "\n".join(
-    "    " + line for line in describe_options().splitlines()
+# The options, from their one description, at the end of the class's docstring.
+PinterestEmulator.__doc__ = (
+    (PinterestEmulator.__doc__ or "").rstrip()
+    + "\n\n"
+    + "\n".join("    " + line for line in describe_options().splitlines())
 )
 
 
