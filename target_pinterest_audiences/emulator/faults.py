@@ -64,6 +64,7 @@ class FaultRule:
             "skip": self.skip,
             "params": self.params,
             "fired": self.fired,
+            "exhausted": self.exhausted,
         }
 
 

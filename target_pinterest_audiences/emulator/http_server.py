@@ -44,10 +44,6 @@ class HttpServer:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
     def start(self) -> None:
         if self._server is not None:
             return

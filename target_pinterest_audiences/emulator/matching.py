@@ -51,11 +51,6 @@ def _match_value(record: str) -> int:
     return int(hashlib.sha256(record.strip().lower().encode("utf-8")).hexdigest()[:8], 16)
 
 
-def is_matched(record: str, fraction: float) -> bool:
-    """Whether Pinterest matches this (usable) record to one of its users."""
-    return _match_value(record) < fraction * _MATCH_SCALE
-
-
 def count_matched(records: Collection[str], fraction: float) -> int:
     threshold = fraction * _MATCH_SCALE
     try:  # the usual case, all hashes: the prefixes as big-endian uint32s, counted in C
