@@ -139,7 +139,12 @@ class TargetRunner:
 
 @pytest.fixture
 def emulator() -> Iterator[PinterestEmulator]:
-    with PinterestEmulator(page_size=2) as server:
+    with PinterestEmulator(
+        page_size=2,
+        matching_delay=0,  # target tests read lists and audiences back as soon as a run ends
+        match_fraction=1.0,  # they expect every member sent to count in an audience's size
+        min_matched_users=0,  # they send a handful of members, not Pinterest's 100
+    ) as server:
         yield server
         assert server.spec_violations == [], server.spec_violations
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -144,7 +146,8 @@ def test_large_patch_is_fast(emu: PinterestEmulator, api: requests.Session) -> N
 
 
 def test_audiences_create_list_and_min_size() -> None:
-    with PinterestEmulator(min_audience_size=3) as emu, requests.Session() as api:
+    # matched at once; H[i] start with 8 zero hex digits, so every one is a matched user
+    with PinterestEmulator(min_audience_size=3, matching_delay=0) as emu, requests.Session() as api:
         api.headers["Authorization"] = "Bearer test-access-token"
         small = create_list(api, emu, "small", H[:2])
         big = create_list(api, emu, "big", H[:5])
@@ -429,11 +432,12 @@ def test_control_api(emu: PinterestEmulator, api: requests.Session) -> None:
 
 
 def test_state_round_trip(tmp_path: Path, emu: PinterestEmulator, api: requests.Session) -> None:
+    emu.configure(matching_delay=0)
     list_id = create_list(api, emu, "l", H[:3])
     emu.seed_audience(ACCOUNT, "a", list_id)
     rotated = refresh(emu, "test-refresh-token", continuous=True).json()["refresh_token"]
     emu.save_state_file(tmp_path / "state.json")
-    with PinterestEmulator() as other:
+    with PinterestEmulator(matching_delay=0) as other:
         other.load_state_file(tmp_path / "state.json")
         assert other.members(ACCOUNT, list_id) == set(H[:3])
         assert other.audiences(ACCOUNT)[0]["size"] == 3
@@ -444,7 +448,7 @@ def test_state_round_trip(tmp_path: Path, emu: PinterestEmulator, api: requests.
 def test_keep_alive_reuses_connection(emu: PinterestEmulator, api: requests.Session) -> None:
     for _ in range(5):
         assert api.get(lists_url(emu)).status_code == 200
-    ports = {conn for conn in emu._connections}
+    ports = set(emu._http.connections)
     assert len(ports) == 1
 
 
@@ -512,3 +516,368 @@ def test_a_request_cut_off_mid_body_is_dropped_not_a_violation() -> None:
             assert sock.recv(100) == b""  # closed without an answer
         assert emulator.spec_violations == []
         assert emulator.requests == []
+
+
+# ---------------------------------------------------------------- Pinterest as it really is
+
+
+def sha(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def is_matched(member_hash: str, fraction: float = 0.6) -> bool:
+    # the documented rule, so that a test can compute an audience's size
+    return int(member_hash[:8], 16) / 16**8 < fraction
+
+
+PEOPLE = [sha(f"user{n}@example.com") for n in range(40)]
+
+
+def session() -> requests.Session:
+    api = requests.Session()
+    api.headers["Authorization"] = "Bearer test-access-token"
+    return api
+
+
+def make_audience(api: requests.Session, emu: PinterestEmulator, list_id: str) -> requests.Response:
+    return api.post(
+        audiences_url(emu),
+        json={"name": "a", "audience_type": "CUSTOMER_LIST", "rule": {"customer_list_id": list_id}},
+    )
+
+
+def test_defaults_are_pinterests() -> None:
+    emu = PinterestEmulator()
+    assert emu.matching_delay > 0 and emu.match_fraction == 0.6
+    assert emu.min_matched_users == 100 and emu.min_audience_size == 100
+    assert emu.max_body_bytes == 1_048_576 and emu.daily_quota == 0
+    assert (emu.ads_write_per_minute, emu.ads_read_per_minute) == (400, 1000)
+    assert emu.scope == "ads:read,ads:write" and emu.cumulative_exceptions is False
+
+
+def test_matching_is_asynchronous_and_sizes_count_matched_members_only() -> None:
+    expected = sum(is_matched(h) for h in PEOPLE)
+    assert 10 < expected < 30  # most, not all, of the sample are "Pinterest users"
+    with PinterestEmulator(matching_delay=0.6, min_matched_users=5) as emu, session() as api:
+        list_id = create_list(api, emu, "async", PEOPLE)
+        assert api.get(f"{lists_url(emu)}/{list_id}").json()["status"] == "PROCESSING"
+        made = make_audience(api, emu, list_id)  # accepted while PROCESSING
+        assert made.status_code == 200, made.text
+        audience_url = f"{audiences_url(emu)}/{made.json()['id']}"
+        assert (made.json()["status"], made.json()["size"]) == ("INITIALIZING", None)
+        time.sleep(0.7)
+        assert api.get(f"{lists_url(emu)}/{list_id}").json()["status"] == "READY"
+        got = api.get(audience_url).json()
+        assert (got["status"], got["size"]) == ("READY", expected)
+
+        more = [sha(f"more{n}@example.com") for n in range(20)]
+        r = api.patch(
+            f"{lists_url(emu)}/{list_id}", json={"operation_type": "ADD", "records": ",".join(more)}
+        )
+        assert r.json()["status"] == "PROCESSING"
+        # while the list is matched again, the audience keeps its last figures
+        assert api.get(audience_url).json()["size"] == expected
+        time.sleep(0.7)
+        grown = expected + sum(is_matched(h) for h in more)
+        assert api.get(audience_url).json()["size"] == grown
+        assert emu.lists(ACCOUNT)[0]["matched_count"] == grown
+        assert emu.spec_violations == []
+
+
+def test_a_list_with_too_few_matched_users_is_too_small_and_refused_an_audience() -> None:
+    matched = [h for h in PEOPLE if is_matched(h)]
+    unmatched = [h for h in PEOPLE if not is_matched(h)]
+    with PinterestEmulator(matching_delay=0, min_matched_users=5) as emu, session() as api:
+        # ten members, four of them Pinterest users: too small although 10 >= 5
+        small = create_list(api, emu, "small", matched[:4] + unmatched[:6])
+        assert api.get(f"{lists_url(emu)}/{small}").json()["status"] == "TOO_SMALL"
+        refused = make_audience(api, emu, small)
+        assert refused.status_code == 400
+        assert refused.json()["code"] == 2613 and "too small" in refused.json()["message"]
+        emu.configure(too_small_status=409, too_small_code=77)
+        assert (make_audience(api, emu, small).status_code, emu.audiences(ACCOUNT)) == (409, [])
+        assert make_audience(api, emu, small).json()["code"] == 77
+
+        ready = create_list(api, emu, "ready", matched[:5])
+        audience = make_audience(api, emu, ready).json()
+        assert (audience["status"], audience["size"]) == ("READY", 5)
+        # members leave: the audience is TOO_SMALL now
+        r = api.patch(
+            f"{lists_url(emu)}/{ready}", json={"operation_type": "REMOVE", "records": matched[0]}
+        )
+        assert r.json()["status"] == "TOO_SMALL"
+        got = api.get(f"{audiences_url(emu)}/{audience['id']}").json()
+        assert (got["status"], got["size"]) == ("TOO_SMALL", 4)
+        assert emu.spec_violations == []
+
+
+def test_plain_emails_match_as_their_hash_and_the_fraction_can_change() -> None:
+    with PinterestEmulator(matching_delay=0, min_matched_users=0) as emu, session() as api:
+        plain = [f"User{n}@Example.com" for n in range(40)]  # matched as sha(lowercased)
+        list_id = create_list(api, emu, "plain", plain)
+        audience = make_audience(api, emu, list_id).json()
+        assert audience["size"] == sum(is_matched(h) for h in PEOPLE) < 40
+        r = requests.post(f"{emu.root_url}/_emulator/config", json={"match_fraction": 1}, timeout=5)
+        assert r.json()["match_fraction"] == 1.0
+        assert emu.audiences(ACCOUNT)[0]["size"] == 40
+        r = requests.post(f"{emu.root_url}/_emulator/config", json={"match_fraction": 2}, timeout=5)
+        assert r.status_code == 400
+
+
+def test_finish_matching_ends_a_long_matching_at_once() -> None:
+    with PinterestEmulator(matching_delay=3600, min_matched_users=0) as emu, session() as api:
+        list_id = create_list(api, emu, "slow", PEOPLE[:3])
+        state = requests.get(f"{emu.root_url}/_emulator/lists/{list_id}", timeout=5).json()
+        assert state["status"] == "PROCESSING" and state["matching_seconds_left"] > 3500
+        r = requests.post(f"{emu.root_url}/_emulator/matching/finish", timeout=5)
+        assert r.status_code == 200
+        assert api.get(f"{lists_url(emu)}/{list_id}").json()["status"] == "READY"
+        audience = make_audience(api, emu, list_id).json()
+        first_three = sum(is_matched(h) for h in PEOPLE[:3])
+        assert (audience["status"], audience["size"]) == ("READY", first_three)
+        r = api.patch(
+            f"{lists_url(emu)}/{list_id}", json={"operation_type": "ADD", "records": PEOPLE[3]}
+        )
+        assert r.json()["status"] == "PROCESSING"  # for an hour; the audience keeps its figure
+        assert emu.audiences(ACCOUNT)[0]["size"] == first_three
+        seeded = emu.seed_list(ACCOUNT, "seeded", {PEOPLE[0]})
+        assert api.get(f"{lists_url(emu)}/{seeded}").json()["status"] == "READY"  # matched already
+
+
+def test_upload_counters_count_every_record() -> None:
+    with PinterestEmulator(matching_delay=0) as emu, session() as api:
+        list_id = create_list(api, emu, "counts", [H[0], H[0], H[1]])  # a duplicate
+        url = f"{lists_url(emu)}/{list_id}"
+        assert api.get(url).json()["num_uploaded_user_records"] == 3
+        # members already in the list count again; so do duplicates within the call
+        body = api.patch(url, json={"operation_type": "ADD", "records": f"{H[0]},{H[2]},{H[2]}"})
+        assert body.json()["num_uploaded_user_records"] == 6
+        # removing members that are not in the list counts too
+        body = api.patch(url, json={"operation_type": "REMOVE", "records": f"{H[1]},{H[8]},{H[9]}"})
+        got = body.json()
+        assert (got["num_removed_user_records"], got["num_batches"]) == (3, 3)
+        assert emu.members(ACCOUNT, list_id) == {H[0], H[2]}
+        assert emu.spec_violations == []
+
+
+def test_a_body_over_the_limit_is_answered_413_and_not_applied() -> None:
+    with PinterestEmulator(max_body_bytes=2000) as emu, session() as api:
+        big = [f"{n:064x}" for n in range(40)]  # about 2.6 kB of records
+        r = api.post(lists_url(emu), json={"name": "big", "records": ",".join(big)})
+        assert r.status_code == 413
+        assert r.json() == {"code": 413, "message": "Request entity too large."}
+        assert emu.lists(ACCOUNT) == [] and emu.requests[-1].status == 413
+        assert create_list(api, emu, "small", big[:20])  # 1.3 kB: accepted
+        emu.configure(body_too_large_code=9, body_too_large_message="Payload too big.")
+        url = f"{lists_url(emu)}/{emu.lists(ACCOUNT)[0]['id']}"
+        r = api.patch(url, json={"operation_type": "ADD", "records": ",".join(big)})
+        assert (r.status_code, r.json()) == (413, {"code": 9, "message": "Payload too big."})
+        emu.configure(max_body_bytes=0)  # no limit
+        assert api.patch(url, json={"operation_type": "ADD", "records": ",".join(big)}).ok
+        assert emu.spec_violations == []
+    with PinterestEmulator() as emu, session() as api:  # the default: 1 MiB
+        records = ",".join(f"{n:064x}" for n in range(16_200))  # 16,200 * 65 > 1,048,576
+        r = api.post(lists_url(emu), json={"name": "huge", "records": records})
+        assert r.status_code == 413
+        r = api.post(lists_url(emu), json={"name": "ok", "records": records[: 16_000 * 65 - 1]})
+        assert r.status_code == 200
+
+
+def test_the_daily_quota_counts_every_call_until_the_day_resets() -> None:
+    with PinterestEmulator(daily_quota=3) as emu, session() as api:
+        assert api.get(lists_url(emu)).status_code == 200
+        assert refresh(emu, "test-refresh-token").status_code == 200  # the token call counts
+        assert create_list(api, emu, "one", [H[0]])
+        refused = api.get(lists_url(emu))
+        assert refused.status_code == 429
+        assert refused.json()["code"] == 8
+        assert 86_000 < int(refused.headers["X-RateLimit-Reset"]) <= 86_400  # hours away
+        assert api.post(lists_url(emu), json={"name": "no", "records": H[1]}).status_code == 429
+        assert len(emu.lists(ACCOUNT)) == 1
+        state = requests.get(f"{emu.root_url}/_emulator/state", timeout=5).json()
+        assert state["quota"]["calls_today"] == 3
+        r = requests.post(f"{emu.root_url}/_emulator/quota/new_day", timeout=5)
+        assert r.status_code == 200
+        assert api.get(lists_url(emu)).status_code == 200  # past the reset
+        emu.configure(day_length=0.5)
+        emu.new_day()
+        for _ in range(3):
+            api.get(lists_url(emu))
+        assert api.get(lists_url(emu)).status_code == 429
+        time.sleep(0.6)
+        assert api.get(lists_url(emu)).status_code == 200
+        assert emu.spec_violations == []
+
+
+def test_per_minute_quotas_by_rate_limit_category() -> None:
+    with PinterestEmulator(ads_write_per_minute=2, ads_read_per_minute=3) as emu, session() as api:
+        assert create_list(api, emu, "a", [H[0]]) and create_list(api, emu, "b", [H[1]])
+        refused = api.post(lists_url(emu), json={"name": "c", "records": H[2]})
+        assert refused.status_code == 429 and refused.json()["code"] == 8
+        assert 0 < int(refused.headers["X-RateLimit-Reset"]) <= 60
+        assert len(emu.lists(ACCOUNT)) == 2
+        assert [api.get(lists_url(emu)).status_code for _ in range(4)] == [200, 200, 200, 429]
+        emu.configure(ads_write_per_minute=0)  # lifted
+        assert api.post(lists_url(emu), json={"name": "c", "records": H[2]}).status_code == 200
+        assert emu.spec_violations == []
+
+
+def test_a_token_without_the_scope_an_operation_needs_gets_401_code_3() -> None:
+    with PinterestEmulator(scope="ads:read") as emu, session() as api:
+        assert api.get(lists_url(emu)).status_code == 200
+        refused = api.post(lists_url(emu), json={"name": "n", "records": H[0]})
+        assert refused.status_code == 401
+        assert refused.json()["code"] == 3
+        assert "missing scopes" in refused.json()["message"].lower()
+        assert "ads:write" in refused.json()["message"]
+        # the refreshed token inherits the refresh token's scopes
+        body = refresh(emu, "test-refresh-token").json()
+        assert body["scope"] == "ads:read"
+        api.headers["Authorization"] = f"Bearer {body['access_token']}"
+        assert api.post(lists_url(emu), json={"name": "n", "records": H[0]}).status_code == 401
+
+        control = f"{emu.root_url}/_emulator/tokens"
+        r = requests.post(control, json={"access_token": "writer", "scope": "ads:write"}, timeout=5)
+        assert r.status_code == 200
+        api.headers["Authorization"] = "Bearer writer"
+        assert api.post(lists_url(emu), json={"name": "n", "records": H[0]}).status_code == 200
+        denied = api.get(lists_url(emu))
+        assert denied.status_code == 401 and "ads:read" in denied.json()["message"]
+        r = requests.post(control, json={"refresh_token": "r2", "scope": "ads:read"}, timeout=5)
+        assert refresh(emu, "r2").json()["scope"] == "ads:read"
+        emu.configure(scope="ads:read,ads:write")  # the initial tokens get both again
+        api.headers["Authorization"] = "Bearer test-access-token"
+        assert api.post(lists_url(emu), json={"name": "m", "records": H[1]}).status_code == 200
+        assert emu.spec_violations == []
+
+
+def test_removed_audiences_are_still_listed_as_removed() -> None:
+    with PinterestEmulator(matching_delay=0, min_matched_users=0) as emu, session() as api:
+        list_id = create_list(api, emu, "l", H[:3])
+        audience = make_audience(api, emu, list_id).json()
+        r = api.patch(f"{audiences_url(emu)}/{audience['id']}", json={"operation_type": "REMOVE"})
+        assert r.json()["status"] == "REMOVED"
+        r = requests.post(
+            f"{emu.root_url}/_emulator/seed_audience",
+            json={
+                "ad_account_id": ACCOUNT,
+                "name": "old",
+                "customer_list_id": list_id,
+                "status": "REMOVED",
+            },
+            timeout=5,
+        )
+        listed = api.get(audiences_url(emu), params={"page_size": 10}).json()["items"]
+        assert [(a["id"], a["status"]) for a in listed] == [
+            (audience["id"], "REMOVED"),
+            (r.json()["id"], "REMOVED"),
+        ]
+        assert emu.spec_violations == []
+
+
+def test_exceptions_count_unusable_records_by_code_without_their_values() -> None:
+    with PinterestEmulator(matching_delay=0) as emu, session() as api:
+        bad = ["not-a-hash", "12345", "AB" * 20 + "Z"]
+        declared = H[5]
+        emu.declare_unusable([declared])
+        records = [H[0], "user@example.com", sha("x")[:40], sha("y")[:32], *bad, declared]
+        r = api.post(lists_url(emu), json={"name": "ex", "records": ",".join(records)})
+        body = r.json()
+        assert (
+            body["exceptions"]["1001"]["count"] == 3 and body["exceptions"]["1001"]["code"] == 1001
+        )
+        assert body["exceptions"]["1002"]["count"] == 1
+        assert all(value not in r.text for value in [*bad, declared])
+        assert body["num_uploaded_user_records"] == len(records)
+        assert emu.members(ACCOUNT, body["id"]) == set(records[:4])
+        # each answer describes its own upload ...
+        clean = api.patch(
+            f"{lists_url(emu)}/{body['id']}", json={"operation_type": "ADD", "records": H[1]}
+        )
+        assert clean.json()["exceptions"] == {}
+        r = requests.post(
+            f"{emu.root_url}/_emulator/unusable_records",
+            json={"records": [H[2]], "code": 77, "message": "Opted out."},
+            timeout=5,
+        )
+        assert r.status_code == 200
+        emu.configure(cumulative_exceptions=True)  # ... or the list's whole history since
+        url = f"{lists_url(emu)}/{body['id']}"
+        first = api.patch(url, json={"operation_type": "ADD", "records": f"{H[2]},bad"}).json()
+        assert first["exceptions"]["77"] == {"code": 77, "message": "Opted out.", "count": 1}
+        assert first["exceptions"]["1001"]["count"] == 1
+        second = api.patch(url, json={"operation_type": "REMOVE", "records": "bad,worse"}).json()
+        assert {k: e["count"] for k, e in second["exceptions"].items()} == {"77": 1, "1001": 3}
+        assert emu.spec_violations == []
+
+
+def test_control_shows_what_each_list_holds() -> None:
+    with PinterestEmulator(matching_delay=0, min_matched_users=2) as emu, session() as api:
+        matched = [h for h in PEOPLE if is_matched(h)][:2]
+        unmatched = [h for h in PEOPLE if not is_matched(h)][:1]
+        list_id = create_list(api, emu, "l", matched + unmatched)
+        got = requests.get(f"{emu.root_url}/_emulator/lists/{list_id}", timeout=5).json()
+        assert got["members"] == sorted(matched + unmatched)
+        assert (got["member_count"], got["matched_count"], got["status"]) == (3, 2, "READY")
+        state = requests.get(f"{emu.root_url}/_emulator/state", timeout=5).json()
+        assert state["lists"][0]["matched_count"] == 2
+        assert requests.get(f"{emu.root_url}/_emulator/lists/1", timeout=5).status_code == 404
+
+
+def test_a_version_1_state_file_still_loads(tmp_path: Path) -> None:
+    old = {
+        "version": 1,
+        "next_id": 549755813890,
+        "lists": [
+            {
+                "id": "549755813889",
+                "ad_account_id": ACCOUNT,
+                "name": "old",
+                "list_type": "EMAIL",
+                "members": H[:3],
+                "created_time": 1,
+                "updated_time": 1,
+                "num_batches": 1,
+                "num_uploaded_user_records": 3,
+                "num_removed_user_records": 0,
+            }
+        ],
+        "audiences": [
+            {
+                "id": "549755813890",
+                "ad_account_id": ACCOUNT,
+                "name": "old",
+                "audience_type": "CUSTOMER_LIST",
+                "rule": {"customer_list_id": "549755813889"},
+                "description": None,
+                "created_timestamp": 1,
+                "updated_timestamp": 1,
+                "status": "READY",
+            }
+        ],
+        "access_tokens": {"test-access-token": 0},
+        "refresh_tokens": {"test-refresh-token": 4_000_000_000},
+    }
+    (tmp_path / "v1.json").write_text(json.dumps(old))
+    with PinterestEmulator(min_matched_users=3) as emu:
+        emu.load_state_file(tmp_path / "v1.json")
+        (audience,) = emu.audiences(ACCOUNT)
+        assert (audience["status"], audience["size"]) == ("READY", 3)
+        assert refresh(emu, "test-refresh-token").json()["scope"] == "ads:read,ads:write"
+
+
+def test_the_command_documents_its_options_and_control_endpoints() -> None:
+    from target_pinterest_audiences.emulator.options import option_fields
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "target_pinterest_audiences.emulator", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": "1000"},  # one line per option
+    ).stdout
+    for spec in option_fields():
+        assert "--" + spec.name.replace("_", "-") in shown
+        assert f"(default: {spec.default})" in shown
+    for endpoint in ("/_emulator/state", "/_emulator/lists/{id}", "/_emulator/quota/new_day"):
+        assert endpoint in shown

@@ -1,4 +1,6 @@
-"""``python -m target_pinterest_audiences.emulator``: serve the emulator until SIGTERM/SIGINT."""
+"""``pinterest-emulator`` (``python -m target_pinterest_audiences.emulator``): serve the
+emulator until SIGTERM/SIGINT. Its option flags are built from ``Options``, so the command
+and the class have the same defaults."""
 
 from __future__ import annotations
 
@@ -10,24 +12,42 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from .server import (
+from .control import describe_routes
+from .options import (
+    ALIASES,
     DEFAULT_ACCESS_TOKEN,
     DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
     DEFAULT_REFRESH_TOKEN,
-    SIXTY_DAYS,
-    PinterestEmulator,
+    option_fields,
 )
+from .server import PinterestEmulator
+
+_EPILOG = f"""\
+Any ad account id (digits) works: lists and audiences are kept per ad account. The initial
+tokens are {DEFAULT_ACCESS_TOKEN!r} (access) and {DEFAULT_REFRESH_TOKEN!r} (refresh), for the
+app {DEFAULT_CLIENT_ID!r}; their scopes are --scope. Every request and answer is checked
+against Pinterest's OpenAPI file; GET /_emulator/state lists the departures. A list's
+`exceptions` count the records it could not use by code, never quoting one: 1001, not a
+SHA-256/SHA-1/MD5 hash or an email address; 1002 (or the code given), declared unusable.
+
+control endpoints (JSON bodies):
+{describe_routes()}
+"""
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="pinterest-emulator", description="Local Pinterest API v5 emulator."
+        prog="pinterest-emulator",
+        description="Local Pinterest API v5 emulator: customer lists, audiences, OAuth.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765, help="0 picks a free port")
-    p.add_argument("--page-size", type=int, default=2)
-    p.add_argument("--min-audience-size", type=int, default=0)
+    p.add_argument("--port", type=int, default=8765, help="0 picks a free port (default 8765)")
     p.add_argument(
         "--access-token",
         action="append",
@@ -40,16 +60,6 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help=f"initially valid refresh token (repeatable; default {DEFAULT_REFRESH_TOKEN})",
     )
-    p.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
-    p.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET)
-    p.add_argument("--refresh-token-expires-in", type=int, default=SIXTY_DAYS)
-    p.add_argument(
-        "--token-lifetime",
-        type=int,
-        default=None,
-        help="access tokens expire after this many successful calls",
-    )
-    p.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
     p.add_argument(
         "--state-file",
         type=Path,
@@ -57,26 +67,48 @@ def _parser() -> argparse.ArgumentParser:
         help="load state from here on start (if present), save it here on exit",
     )
     p.add_argument("--log-level", default="WARNING")
+    options = p.add_argument_group("behaviour (also settable at run time: POST /_emulator/config)")
+    for spec in option_fields():
+        kind = str(spec.type)
+        help_text = f"{spec.metadata['help']} (default: {spec.default})"
+        # SUPPRESS: an option not given is not passed, so the class's default applies
+        if kind.startswith("bool"):
+            options.add_argument(
+                _flag(spec.name),
+                action=argparse.BooleanOptionalAction,
+                dest=spec.name,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
+        else:
+            value_type = int if kind.startswith("int") else float if "float" in kind else str
+            options.add_argument(
+                _flag(spec.name),
+                type=value_type,
+                dest=spec.name,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
+    for alias, name in ALIASES.items():
+        options.add_argument(
+            _flag(alias), dest=name, type=int, default=argparse.SUPPRESS, help=f"= {_flag(name)}"
+        )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    args = vars(_parser().parse_args(argv))
+    host, port = args.pop("host"), args.pop("port")
+    access, refresh = args.pop("access_token"), args.pop("refresh_token")
+    state_file: Path | None = args.pop("state_file")
+    logging.basicConfig(level=args.pop("log_level").upper(), stream=sys.stderr)
     emulator = PinterestEmulator(
-        args.host,
-        args.port,
-        page_size=args.page_size,
-        min_audience_size=args.min_audience_size,
-        access_tokens=set(args.access_token) if args.access_token else None,
-        refresh_tokens=set(args.refresh_token) if args.refresh_token else None,
-        client_id=args.client_id,
-        client_secret=args.client_secret,
-        refresh_token_expires_in=args.refresh_token_expires_in,
-        token_lifetime=args.token_lifetime,
-        latency=args.latency,
+        host,
+        port,
+        access_tokens=set(access) if access else None,
+        refresh_tokens=set(refresh) if refresh else None,
+        **args,
     )
-    state_file: Path | None = args.state_file
     if state_file is not None and state_file.exists():
         emulator.load_state_file(state_file)
     stop = threading.Event()

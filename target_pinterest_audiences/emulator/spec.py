@@ -144,6 +144,8 @@ class Operation:
     body_required: bool
     body_checker: SchemaChecker | None
     responses: dict[str, SchemaChecker] = field(default_factory=dict)
+    scopes: tuple[str, ...] = ()  # OAuth scopes its `security` asks of a bearer token
+    ratelimit_category: str | None = None  # its `x-ratelimit-category` (ads_read, ...)
 
     def response_checker(self, status: int) -> SchemaChecker | None:
         return self.responses.get(str(status)) or self.responses.get("default")
@@ -230,6 +232,8 @@ class Spec:
             body_required=body_required,
             body_checker=body_checker,
             responses=responses,
+            scopes=_oauth_scopes(op),
+            ratelimit_category=op.get("x-ratelimit-category"),
         )
 
     def match(self, method: str, path: str) -> tuple[Operation | None, bool]:
@@ -292,6 +296,14 @@ class Spec:
             else:
                 errors.extend(op.body_checker.errors(body, "body"))
         return CheckedRequest(path_params=path_params, query=query, body=body, errors=errors)
+
+
+def _oauth_scopes(op: dict[str, Any]) -> tuple[str, ...]:
+    """The scopes of the operation's ``pinterest_oauth2`` security requirement."""
+    for requirement in op.get("security", []):
+        if "pinterest_oauth2" in requirement:
+            return tuple(requirement["pinterest_oauth2"])
+    return ()
 
 
 def _coerce(text: str, schema: dict[str, Any]) -> Any:
