@@ -8,8 +8,6 @@ the dependency downloads; ``--no-compile`` and a pip-less venv keep each install
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
 import os
 import re
@@ -18,14 +16,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-CACHE = REPO / ".cache"
 # The Python versions the package is tested on: pyproject's classifiers and the Hub file's
 # supported_python_versions must say the same (tests/test_packaging.py checks).
 TESTED_PYTHONS = ("3.11", "3.12", "3.13")
@@ -55,39 +51,37 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-@contextlib.contextmanager
-def _lock(name: str) -> Iterator[None]:
-    CACHE.mkdir(exist_ok=True)
-    with (CACHE / name).open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 @dataclass(frozen=True)
 class Dist:
     wheel: Path
     sdist: Path
 
 
+# Not part of the source: left by a dev install, a build, the tests or Meltano. A stale
+# *.egg-info/SOURCES.txt in particular would put files into the sdist that the build's own
+# configuration would not (setuptools reads it back), hiding a missing package-data entry.
+_NOT_SOURCE = shutil.ignore_patterns(
+    ".git", ".venv", ".cache", "*.egg-info", "build", "dist", "__pycache__", "*.pyc",
+    ".meltano", ".target-pinterest-audiences", "bench-out", ".*_cache", ".hypothesis",
+)  # fmt: skip
+
+
 @functools.cache
 def built_dist() -> Dist:
-    """``python -m build`` of the repo, once per session, into a temp dir removed at exit."""
-    out = Path(tempfile.mkdtemp(prefix="tpa-dist-"))
-    _cleanup_at_exit(out)
+    """``python -m build`` of a clean copy of the working tree, once per session."""
+    root = Path(tempfile.mkdtemp(prefix="tpa-dist-"))
+    _cleanup_at_exit(root)
+    source, out = root / "source", root / "dist"
+    shutil.copytree(REPO, source, ignore=_NOT_SOURCE)
     started = time.monotonic()
-    # egg-info and build/ are written in the source tree: one build at a time per checkout.
-    with _lock("build.lock"):
-        proc = subprocess.run(
-            [sys.executable, "-m", "build", "--outdir", str(out), str(REPO)],
-            capture_output=True,
-            text=True,
-            env=clean_env(),
-            check=False,
-            timeout=600,
-        )
+    proc = subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(out), str(source)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        check=False,
+        timeout=600,
+    )
     assert proc.returncode == 0, f"python -m build failed:\n{proc.stdout[-3000:]}\n{proc.stderr}"
     (wheel,) = out.glob("*.whl")
     (sdist,) = out.glob("*.tar.gz")
