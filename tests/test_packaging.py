@@ -114,6 +114,9 @@ def test_dependencies_have_tested_ranges() -> None:
         assert any(s.operator in (">=", "~=", "==") for s in requirement.specifier), name
     sdk = requirements["singer-sdk"].specifier
     assert sdk.contains("0.54.9") and not sdk.contains("0.55.0") and not sdk.contains("0.54.8")
+    # Found by installing the lower bounds: older releases fail a test or are withdrawn.
+    assert not requirements["psycopg"].specifier.contains("3.1.9")
+    assert not requirements["requests"].specifier.contains("2.32.0")
 
 
 # ---- the built distribution ---------------------------------------------------------------
