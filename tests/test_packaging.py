@@ -96,7 +96,9 @@ def test_requires_python_and_classifiers_say_the_tested_pythons() -> None:
     for version in TESTED_PYTHONS:
         assert spec.contains(f"{version}.0"), version
     oldest = TESTED_PYTHONS[0].split(".")
+    newest = TESTED_PYTHONS[-1].split(".")
     assert not spec.contains(f"{oldest[0]}.{int(oldest[1]) - 1}.0"), "claims an untested Python"
+    assert not spec.contains(f"{newest[0]}.{int(newest[1]) + 1}.0"), "claims an untested Python"
     hub = yaml.safe_load((REPO / "meltano-hub.yml").read_text())
     assert tuple(hub["supported_python_versions"]) == TESTED_PYTHONS
 
