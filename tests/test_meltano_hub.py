@@ -170,6 +170,15 @@ def test_hub_settings_groups_name_the_two_ways_to_authenticate() -> None:
         assert set(about["settings"]["required"]) <= set(group)
 
 
+def test_the_repos_own_meltano_yml_declares_the_loader_as_the_hub_file_does() -> None:
+    project = yaml.safe_load((REPO / "meltano.yml").read_text())
+    (loader,) = [p for p in project["plugins"]["loaders"] if p["name"] == LOADER]
+    hub = _hub()
+    assert loader["pip_url"] == "-e ."  # development: this checkout
+    for key in ("namespace", "executable", "capabilities", "settings_group_validation", "settings"):
+        assert loader[key] == hub[key], f"meltano.yml and meltano-hub.yml differ in {key}"
+
+
 # ---- the README's Meltano section ---------------------------------------------------------
 
 
