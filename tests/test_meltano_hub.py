@@ -179,6 +179,23 @@ def test_the_repos_own_meltano_yml_declares_the_loader_as_the_hub_file_does() ->
         assert loader[key] == hub[key], f"meltano.yml and meltano-hub.yml differ in {key}"
 
 
+def test_every_link_to_the_repository_names_the_same_one() -> None:
+    """The repository's address is written in pyproject.toml; the others must follow it."""
+    owner_repo = _repo_url().removeprefix("https://github.com/")
+    pattern = re.compile(
+        r"(?:github\.com|raw\.githubusercontent\.com)/([\w.-]+/[\w.-]+?)(?:\.git)?(?=[/#\s`@]|$)"
+    )
+    seen = 0
+    for name in ("pyproject.toml", HUB_FILE.name, "README.md", "meltano.yml"):
+        for found in pattern.findall((REPO / name).read_text()):
+            if found.endswith("/target-pinterest-audiences"):
+                assert found == owner_repo, (
+                    f"{name} links to {found}, pyproject.toml to {owner_repo}"
+                )
+                seen += 1
+    assert seen >= 6, seen
+
+
 # ---- the README's Meltano section ---------------------------------------------------------
 
 
