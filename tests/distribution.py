@@ -3,7 +3,8 @@
 ``built_dist`` runs ``python -m build`` once per test session (the sdist, then the wheel built
 *from that sdist*, so a file the sdist lacks breaks the wheel); ``wheel_venv`` makes a clean venv
 per Python version and installs the built wheel into it (never ``-e .``). pip's own cache keeps
-the dependency downloads; ``--no-compile`` and a pip-less venv keep each install to seconds.
+the dependency downloads (uv its own); ``--no-compile`` and a pip-less venv keep pip's install
+short.
 """
 
 from __future__ import annotations
@@ -116,6 +117,18 @@ def _patch_level(path: Path) -> int:
     return int(match.group(1)) if match else -1
 
 
+def _install_command(version: str, python: Path) -> list[str]:
+    """pip for the oldest tested Python (what `pip install target-pinterest-audiences` does),
+    uv for the others (what Meltano 4 does, and ten times faster): both installers are tested."""
+    uv = Path(sys.executable).parent / "uv"
+    if version != TESTED_PYTHONS[0] and uv.exists():
+        return [str(uv), "pip", "install", "-q", "--python", str(python)]
+    return [
+        sys.executable, "-m", "pip", "--python", str(python),
+        "install", "-q", "--no-compile", "--disable-pip-version-check",
+    ]  # fmt: skip
+
+
 @functools.cache
 def wheel_venv(version: str) -> Path:
     """A clean venv of that Python with only the built wheel (and its dependencies) installed."""
@@ -128,19 +141,15 @@ def wheel_venv(version: str) -> Path:
     started = time.monotonic()
     env = clean_env()
     subprocess.run([str(python), "-m", "venv", "--without-pip", str(venv)], check=True, env=env)
+    command = [*_install_command(version, venv / "bin" / "python"), str(wheel)]
     proc = subprocess.run(
-        [
-            sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
-            "install", "-q", "--no-compile", "--disable-pip-version-check", str(wheel),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=900,
-    )  # fmt: skip
-    assert proc.returncode == 0, f"installing {wheel.name} into Python {version}:\n{proc.stderr}"
-    sys.stderr.write(f"[distribution] venv {version} in {time.monotonic() - started:.1f}s\n")
+        command, capture_output=True, text=True, env=env, check=False, timeout=900
+    )
+    assert proc.returncode == 0, f"{' '.join(command)}:\n{proc.stderr}"
+    sys.stderr.write(
+        f"[distribution] venv {version} ({Path(command[0]).name}) in "
+        f"{time.monotonic() - started:.1f}s\n"
+    )
     return venv
 
 

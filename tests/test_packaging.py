@@ -179,10 +179,12 @@ def test_wheel_holds_the_package_data_entry_points_and_metadata() -> None:
     assert f"{info}/licenses/LICENSE" in names
     assert metadata["Version"] == version
     assert metadata["License-Expression"] == "Apache-2.0"
-    assert metadata["Requires-Python"] == PROJECT["requires-python"]
-    assert sorted(metadata.get_all("Requires-Dist")) == sorted(
-        [*PROJECT["dependencies"]]
-        + [f'{r}; extra == "{x}"' for x, rs in PROJECT["optional-dependencies"].items() for r in rs]
+    assert SpecifierSet(metadata["Requires-Python"]) == SpecifierSet(PROJECT["requires-python"])
+    declared = [*PROJECT["dependencies"]] + [
+        f'{r}; extra == "{x}"' for x, rs in PROJECT["optional-dependencies"].items() for r in rs
+    ]
+    assert sorted(str(Requirement(r)) for r in metadata.get_all("Requires-Dist")) == sorted(
+        str(Requirement(r)) for r in declared
     )
     for script in PROJECT["scripts"]:
         assert re.search(rf"^{re.escape(script)} = ", entry_points, re.M), script
