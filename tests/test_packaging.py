@@ -239,20 +239,24 @@ class Emulator:
 @pytest.fixture
 def installed_emulator(venv: Path, outside: Path) -> Iterator[Emulator]:
     """``pinterest-emulator`` from the venv, on a free port, answering."""
-    process = subprocess.Popen(
-        [str(venv / "bin" / "pinterest-emulator"), "--port", "0"],
-        cwd=outside,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-    )
+    log = outside / "emulator.log"  # a file, not a pipe nobody reads that could fill up
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [str(venv / "bin" / "pinterest-emulator"), "--port", "0"],
+            cwd=outside,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=clean_env(),
+        )
     try:
         assert process.stdout is not None
         ready, _, _ = select.select([process.stdout], [], [], 30)
         line = process.stdout.readline() if ready else ""
         match = re.search(r"listening on (http://\S+/v5)", line)
-        assert match, f"pinterest-emulator printed {line!r}; exit {process.poll()}"
+        assert match, (
+            f"pinterest-emulator printed {line!r}, exit {process.poll()}: {log.read_text()}"
+        )
         emulator = Emulator(process, match.group(1))
         deadline = time.monotonic() + 30
         while True:
@@ -270,7 +274,7 @@ def installed_emulator(venv: Path, outside: Path) -> Iterator[Emulator]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-    assert process.returncode == 0, process.stderr.read() if process.stderr else ""
+    assert process.returncode == 0, log.read_text()
 
 
 def test_the_wheel_is_what_runs(venv: Path, outside: Path) -> None:
