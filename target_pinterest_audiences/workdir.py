@@ -1,4 +1,4 @@
-"""The target's private working directory, `.target-pinterest-audiences/` under the working directory.
+"""The target's private working directory: `.target-pinterest-audiences/` under the working dir.
 
 It holds the SQLite ledger and the newest refresh token: secrets and hashes that must never land in
 the user's Meltano project repository, so the directory is owner-only and ignores itself in git.
