@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import importlib
 import logging
 import random
@@ -22,6 +23,7 @@ from target_pinterest_audiences.pinterest import (
     TokenManager,
     WriteOutcomeUnknown,
 )
+from target_pinterest_audiences.pinterest.errors import Subject, refusal_hint
 from target_pinterest_audiences.pinterest.http_retry import (
     BackoffRetryIntervalCalculator,
     FullJitter,
@@ -352,19 +354,33 @@ def make_client(
     return client, tokens, clock
 
 
-def _emails(n: int, start: int = 0) -> list[str]:
-    return [f"user{i}@example.com" for i in range(start, start + n)]
+def _digest(i: int) -> bytes:
+    return hashlib.sha256(f"user{i}@example.com".encode()).digest()
+
+
+def _blob(n: int, start: int = 0) -> bytes:
+    """A blob of the digests of n made-up members (what the client is given)."""
+    return b"".join(_digest(i) for i in range(start, start + n))
+
+
+def _hexes(blob: bytes) -> set[str]:
+    """The members of a blob as Pinterest holds them (hex)."""
+    return {blob[i : i + 32].hex() for i in range(0, len(blob), 32)}
 
 
 def _members(emu, list_id: str) -> set[str]:
     return set(emu.members(ACCT, list_id))
 
 
+_RECORDS = sorted(_hexes(_blob(100)))
+
+
 def _assert_no_secrets(texts) -> None:
     for text in texts:
         for secret in SECRETS:
             assert secret not in text, f"secret leaked in: {text[:200]}"
-        assert "@example.com" not in text, f"records leaked in: {text[:200]}"
+        for record in _RECORDS:
+            assert record not in text, f"records leaked in: {text[:200]}"
 
 
 @needs_emulator
@@ -372,7 +388,7 @@ def test_paging_lists_and_audiences(emu, tmp_path) -> None:
     client, _, _ = make_client(emu, tmp_path)
     ids = []
     for i in range(5):
-        created = client.create_customer_list(f"list {i}", "EMAIL", _emails(3, i * 10))
+        created = client.create_customer_list(f"list {i}", "EMAIL", _blob(3, i * 10))
         assert isinstance(created["id"], str)
         ids.append(created["id"])
     lists = list(client.iter_customer_lists())
@@ -397,29 +413,29 @@ def test_paging_lists_and_audiences(emu, tmp_path) -> None:
 @needs_emulator
 def test_create_and_update_membership(emu, tmp_path) -> None:
     client, _, _ = make_client(emu, tmp_path)
-    created = client.create_customer_list("members", "EMAIL", _emails(4))
+    created = client.create_customer_list("members", "EMAIL", _blob(4))
     list_id = created["id"]
-    assert _members(emu, list_id) == set(_emails(4))
-    client.update_customer_list(list_id, "ADD", _emails(3, 10))
-    client.update_customer_list(list_id, "REMOVE", _emails(2))
-    assert _members(emu, list_id) == set(_emails(2, 2)) | set(_emails(3, 10))
+    assert _members(emu, list_id) == _hexes(_blob(4))
+    client.update_customer_list(list_id, "ADD", _blob(3, 10))
+    client.update_customer_list(list_id, "REMOVE", _blob(2))
+    assert _members(emu, list_id) == _hexes(_blob(2, 2)) | _hexes(_blob(3, 10))
     with pytest.raises(ValueError):
-        client.update_customer_list(list_id, "DELETE", ["x"])
+        client.update_customer_list(list_id, "DELETE", _blob(1))  # type: ignore[arg-type]
 
 
 @needs_emulator
 def test_429_retry_after_is_honoured(emu, tmp_path) -> None:
     client, _, clock = make_client(emu, tmp_path)
-    list_id = client.create_customer_list("rl", "EMAIL", _emails(2))["id"]
+    list_id = client.create_customer_list("rl", "EMAIL", _blob(2))["id"]
     emu.add_fault("status", method="PATCH", path=r"customer_lists", status=429, retry_after=7)
-    client.update_customer_list(list_id, "ADD", _emails(2, 5))
+    client.update_customer_list(list_id, "ADD", _blob(2, 5))
     assert clock.sleeps == [7]
     assert client.stats.retries_by_reason["429"] == 1
     assert client.stats.retry_wait_seconds == 7
-    assert _members(emu, list_id) == set(_emails(2)) | set(_emails(2, 5))
+    assert _members(emu, list_id) == _hexes(_blob(2)) | _hexes(_blob(2, 5))
     # X-RateLimit-Reset (seconds until reset) when there is no Retry-After
     emu.add_fault("status", method="PATCH", path=r"customer_lists", status=429, ratelimit_reset=11)
-    client.update_customer_list(list_id, "ADD", _emails(1, 20))
+    client.update_customer_list(list_id, "ADD", _blob(1, 20))
     assert clock.sleeps[-1] == pytest.approx(11, abs=1)
     # the limiter was paused until the reset time: everyone waited
     assert client.write_limiter.paused_until <= clock()
@@ -428,30 +444,30 @@ def test_429_retry_after_is_honoured(emu, tmp_path) -> None:
 @needs_emulator
 def test_5xx_then_success(emu, tmp_path) -> None:
     client, _, clock = make_client(emu, tmp_path)
-    list_id = client.create_customer_list("flaky", "EMAIL", _emails(2))["id"]
+    list_id = client.create_customer_list("flaky", "EMAIL", _blob(2))["id"]
     emu.add_fault("status", method="PATCH", path=r"customer_lists", status=500)
     emu.add_fault("status", method="PATCH", path=r"customer_lists", status=503, skip=1)
-    client.update_customer_list(list_id, "ADD", _emails(2, 2))
+    client.update_customer_list(list_id, "ADD", _blob(2, 2))
     assert [r.status for r in emu.requests if r.method == "PATCH"] == [500, 503, 200]
     assert client.stats.retries_by_reason["5xx"] == 2
     assert len(clock.sleeps) == 2 and all(0 <= s <= 2 for s in clock.sleeps)
     emu.add_fault("status", method="GET", path=r"customer_lists", status=503)
     assert len(list(client.iter_customer_lists())) == 1
-    assert _members(emu, list_id) == set(_emails(4))
+    assert _members(emu, list_id) == _hexes(_blob(4))
 
 
 @needs_emulator
 @pytest.mark.parametrize("kind", ["drop_before", "drop_after"])
 def test_dropped_patch_is_retried(emu, tmp_path, kind) -> None:
     client, _, _ = make_client(emu, tmp_path)
-    list_id = client.create_customer_list("dropped", "EMAIL", _emails(2))["id"]
+    list_id = client.create_customer_list("dropped", "EMAIL", _blob(2))["id"]
     emu.add_fault(kind, method="PATCH", path=r"customer_lists")
-    client.update_customer_list(list_id, "ADD", _emails(3, 2))
+    client.update_customer_list(list_id, "ADD", _blob(3, 2))
     assert client.stats.retries_by_reason["connection"] == 1
-    assert _members(emu, list_id) == set(_emails(5))
+    assert _members(emu, list_id) == _hexes(_blob(5))
     emu.add_fault(kind, method="PATCH", path=r"customer_lists")
-    client.update_customer_list(list_id, "REMOVE", _emails(1))
-    assert _members(emu, list_id) == set(_emails(4, 1))
+    client.update_customer_list(list_id, "REMOVE", _blob(1))
+    assert _members(emu, list_id) == _hexes(_blob(4, 1))
 
 
 @needs_emulator
@@ -459,7 +475,7 @@ def test_dropped_create_raises_write_outcome_unknown(emu, tmp_path) -> None:
     client, _, _ = make_client(emu, tmp_path)
     emu.add_fault("drop_after", method="POST", path=r"customer_lists")
     with pytest.raises(WriteOutcomeUnknown) as info:
-        client.create_customer_list("maybe", "EMAIL", _emails(3))
+        client.create_customer_list("maybe", "EMAIL", _blob(3))
     assert "POST customer_lists" in str(info.value)
     _assert_no_secrets([str(info.value)])
     # the create did happen: the caller looks up by name before creating again
@@ -477,14 +493,14 @@ def test_401_refresh_persists_rotated_token(emu, tmp_path) -> None:
     import stat
 
     client, _tokens, _ = make_client(emu, tmp_path)
-    list_id = client.create_customer_list("auth", "EMAIL", _emails(2))["id"]
+    list_id = client.create_customer_list("auth", "EMAIL", _blob(2))["id"]
     emu.add_fault("expire_token")  # the token used by the next call expires after it
     client.get_customer_list(list_id)
     assert client.stats.token_refreshes == 0
-    client.update_customer_list(list_id, "ADD", _emails(1, 9))
+    client.update_customer_list(list_id, "ADD", _blob(1, 9))
     assert [r.status for r in emu.requests if r.method == "PATCH"] == [401, 200]
     assert client.stats.token_refreshes == 1
-    assert _members(emu, list_id) == set(_emails(2)) | {"user9@example.com"}
+    assert _members(emu, list_id) == _hexes(_blob(2)) | _hexes(_digest(9))
     token_file = tmp_path / "tokens" / "refresh_token.json"
     assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(token_file.parent).st_mode) == 0o700
@@ -573,9 +589,9 @@ def test_403_and_404_fail_at_once_with_hints(emu, tmp_path) -> None:
     assert info.value.status == 404
     assert "segment_id" in str(info.value)
     emu.add_fault("status", method="PATCH", path=r"customer_lists", status=403)
-    list_id = client.create_customer_list("forbidden", "EMAIL", _emails(1))["id"]
+    list_id = client.create_customer_list("forbidden", "EMAIL", _blob(1))["id"]
     with pytest.raises(PinterestApiError) as info:
-        client.update_customer_list(list_id, "ADD", _emails(1, 1))
+        client.update_customer_list(list_id, "ADD", _blob(1, 1))
     assert info.value.status == 403
     assert "ads:write" in str(info.value) and "ad_account_id" in str(info.value)
     assert clock.sleeps == []
@@ -586,10 +602,10 @@ def test_403_and_404_fail_at_once_with_hints(emu, tmp_path) -> None:
 @needs_emulator
 def test_retry_budget_exhausted_message(emu, tmp_path) -> None:
     client, _, clock = make_client(emu, tmp_path, max_attempts=3)
-    list_id = client.create_customer_list("budget", "EMAIL", _emails(1))["id"]
+    list_id = client.create_customer_list("budget", "EMAIL", _blob(1))["id"]
     emu.add_fault("status", method="PATCH", path=r"customer_lists", status=503, times=5)
     with pytest.raises(RetryBudgetExhausted) as info:
-        client.update_customer_list(list_id, "ADD", _emails(10, 1))
+        client.update_customer_list(list_id, "ADD", _blob(10, 1))
     err = info.value
     assert err.attempts == 3 and err.status == 503
     text = str(err)
@@ -604,18 +620,18 @@ def test_concurrent_updates(emu, tmp_path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     client, _, _ = make_client(emu, tmp_path)
-    list_id = client.create_customer_list("parallel", "EMAIL", _emails(1))["id"]
+    list_id = client.create_customer_list("parallel", "EMAIL", _blob(1))["id"]
     emu.add_fault("latency", method="PATCH", path=r"customer_lists", times=4, seconds=0.2)
     emu.add_fault("expire_token")
     client.get_customer_list(list_id)
-    batches = [_emails(5, 100 + 5 * i) for i in range(8)]
+    batches = [_blob(5, 100 + 5 * i) for i in range(8)]
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda b: client.update_customer_list(list_id, "ADD", b), batches))
-    expected = set(_emails(1)).union(*batches)
+    expected = _hexes(_blob(1)).union(*map(_hexes, batches))
     assert _members(emu, list_id) == expected
     assert client.stats.writes >= 9
     assert client.stats.token_refreshes == 1
-    assert len(client._sessions) > 1
+    assert client.transport.open_sessions > 1
     client.close()
 
 
@@ -623,21 +639,21 @@ def test_concurrent_updates(emu, tmp_path) -> None:
 def test_no_secret_or_records_in_logs(emu, tmp_path, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     client, _, _ = make_client(emu, tmp_path, max_attempts=2)
-    list_id = client.create_customer_list("logs", "EMAIL", _emails(3))["id"]
+    list_id = client.create_customer_list("logs", "EMAIL", _blob(3))["id"]
     emu.add_fault("expire_token")
     client.get_customer_list(list_id)
     emu.add_fault("status", method="PATCH", path=r"customer_lists", status=429, retry_after=1)
-    client.update_customer_list(list_id, "ADD", _emails(2, 3))
+    client.update_customer_list(list_id, "ADD", _blob(2, 3))
     emu.add_fault("drop_after", method="PATCH", path=r"customer_lists")
-    client.update_customer_list(list_id, "REMOVE", _emails(1))
+    client.update_customer_list(list_id, "REMOVE", _blob(1))
     errors = []
     emu.add_fault("status", method="PATCH", path=r"customer_lists", status=500, times=3)
     with pytest.raises(RetryBudgetExhausted) as info:
-        client.update_customer_list(list_id, "ADD", _emails(2, 50))
+        client.update_customer_list(list_id, "ADD", _blob(2, 50))
     errors.append(str(info.value))
     emu.add_fault("drop_after", method="POST", path=r"customer_lists")
     with pytest.raises(WriteOutcomeUnknown) as info2:
-        client.create_customer_list("logs 2", "EMAIL", _emails(2, 70))
+        client.create_customer_list("logs 2", "EMAIL", _blob(2, 70))
     errors.append(str(info2.value))
     errors.append(repr(client))
     assert caplog.records
@@ -664,14 +680,14 @@ def test_read_timeouts(emu, tmp_path) -> None:
     tokens = TokenManager(emu.url, access_token="test-access-token")
     policy = RetryPolicy(seed=5, sleep=clock.sleep, clock=clock)
     client = PinterestClient(emu.url, ACCT, tokens, retry=policy, read_timeout=0.3)
-    list_id = client.create_customer_list("slow", "EMAIL", _emails(2))["id"]
+    list_id = client.create_customer_list("slow", "EMAIL", _blob(2))["id"]
     emu.add_fault("latency", method="PATCH", path=r"customer_lists", seconds=1.0)
-    client.update_customer_list(list_id, "ADD", _emails(2, 2))
+    client.update_customer_list(list_id, "ADD", _blob(2, 2))
     assert client.stats.retries_by_reason["timeout"] == 1
-    assert _members(emu, list_id) == set(_emails(4))
+    assert _members(emu, list_id) == _hexes(_blob(4))
     emu.add_fault("latency", method="POST", path=r"customer_lists", seconds=1.0)
     with pytest.raises(WriteOutcomeUnknown) as info:
-        client.create_customer_list("slow 2", "EMAIL", _emails(2, 10))
+        client.create_customer_list("slow 2", "EMAIL", _blob(2, 10))
     assert "read timeout" in str(info.value)
     client.close()
 
@@ -679,10 +695,15 @@ def test_read_timeouts(emu, tmp_path) -> None:
 def test_hints_name_the_setting() -> None:
     tokens = TokenManager("http://127.0.0.1:9/v5", access_token="test-access-token")
     client = PinterestClient("http://127.0.0.1:9/v5", "123", tokens)
-    assert "ad_account_id" in (client._hint(404, None, "GET") or "")
-    assert "segment_id" in (client._hint(404, "643", "PATCH") or "")
-    assert "ads:write" in (client._hint(403, None, "POST") or "")
-    assert "request" in (client._hint(400, None, "POST") or "")
+
+    def hint(status: int, list_id: str | None) -> str:
+        subject = Subject("customer list", list_id) if list_id else None
+        return refusal_hint(status, ad_account_id="123", subject=subject) or ""
+
+    assert "ad_account_id" in hint(404, None)
+    assert "segment_id" in hint(404, "643")
+    assert "ads:write" in hint(403, None)
+    assert "request" in hint(400, None)
     assert "test-access-token" not in repr(client)
 
 
@@ -693,7 +714,35 @@ def test_connection_refused_create_is_retried_not_unknown() -> None:
     policy = RetryPolicy(max_attempts=3, seed=1, sleep=clock.sleep, clock=clock)
     client = PinterestClient("http://127.0.0.1:9/v5", "123", tokens, retry=policy)
     with pytest.raises(RetryBudgetExhausted) as info:
-        client.create_customer_list("x", "EMAIL", ["a@example.com"])
+        client.create_customer_list("x", "EMAIL", _digest(1))
     assert info.value.last_reason == "connection"
     assert "POST customer_lists (EMAIL, 1 records)" in str(info.value)
     assert len(clock.sleeps) == 2
+
+
+def test_rate_period_is_a_constructor_argument() -> None:
+    tokens = TokenManager("http://127.0.0.1:9/v5", access_token="test-access-token")
+    client = PinterestClient("http://127.0.0.1:9/v5", "123", tokens)
+    assert client.write_limiter.period == client.read_limiter.period == 60.5
+    fast = PinterestClient("http://127.0.0.1:9/v5", "123", tokens, rate_period=3)
+    assert fast.write_limiter.period == fast.read_limiter.period == 3
+
+
+@needs_emulator
+def test_close_closes_sessions_and_the_token_manager(emu, tmp_path) -> None:
+    client, tokens, _ = make_client(emu, tmp_path, access_token=None)
+    with client:
+        assert list(client.iter_customer_lists()) == []  # refreshes first: both sessions open
+        assert client.transport.open_sessions == 1 and tokens._session is not None
+    assert client.transport.open_sessions == 0
+    assert tokens._session is None
+
+
+def test_members_travel_as_blobs_of_digests() -> None:
+    tokens = TokenManager("http://127.0.0.1:9/v5", access_token="test-access-token")
+    client = PinterestClient("http://127.0.0.1:9/v5", "123", tokens)
+    for bad in (b"", b"x" * 33, [_digest(1)]):
+        with pytest.raises(ValueError):
+            client.update_customer_list("643", "ADD", bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError):
+            client.create_customer_list("l", "EMAIL", bad)  # type: ignore[arg-type]

@@ -2,12 +2,14 @@
 
 Messages never contain tokens, the client secret, request bodies or ``records``
 content: only the call description (method, path, operation and record count),
-HTTP status, Pinterest's error ``code`` and ``message`` and a hint.
+HTTP status, Pinterest's error ``code`` and ``message`` and a hint. The end of the
+module maps a refusal (a final 4xx answer) to its exception and hint.
 """
 
 from __future__ import annotations
 
 import typing as t
+from dataclasses import dataclass
 
 if t.TYPE_CHECKING:
     import requests
@@ -153,3 +155,57 @@ class WriteOutcomeUnknown(PinterestError):
             f"{call} failed after the request may have been sent ({cause}); "
             "it may or may not have been applied - look it up before retrying"
         )
+
+
+# ------------------------------------------------------------------ refusal -> exception
+@dataclass(frozen=True)
+class Subject:
+    """The object a call is about, for hints: ``kind`` is "customer list" or "audience"."""
+
+    kind: str
+    id: str
+
+
+def refusal_hint(status: int, *, ad_account_id: str, subject: Subject | None) -> str | None:
+    """What the user should check when Pinterest refuses a call with ``status``."""
+    if status == 403:
+        return (
+            "Check that the token has the ads:write (and ads:read) scope and access to "
+            f"ad account {ad_account_id}, and that ad_account_id is right"
+        )
+    if status == 404:
+        if subject is not None and subject.kind == "customer list":
+            return (
+                f"Check the segment_id / customer list id {subject.id}: it does not exist in "
+                f"ad account {ad_account_id} (or the ad_account_id is wrong)"
+            )
+        if subject is not None:
+            return (
+                f"Check the {subject.kind} id {subject.id}: it does not exist in "
+                f"ad account {ad_account_id} (or the ad_account_id is wrong)"
+            )
+        return f"Check ad_account_id ({ad_account_id}): Pinterest does not know it"
+    if status == 400:
+        return (
+            "Pinterest rejected the request: check its parameters (list name, list_type, "
+            "record format)"
+        )
+    if status == 409:
+        return "The request conflicts with the current state of the object"
+    if status == 413:
+        return "The request is too large: send fewer records per call"
+    return None
+
+
+def refusal_error(
+    call: str,
+    status: int,
+    code: object,
+    api_message: str | None,
+    *,
+    ad_account_id: str,
+    subject: Subject | None,
+) -> PinterestError:
+    """The exception for an answer that retrying will not change (a 4xx other than 401)."""
+    hint = refusal_hint(status, ad_account_id=ad_account_id, subject=subject)
+    return PinterestApiError(call, status, code, api_message, hint)

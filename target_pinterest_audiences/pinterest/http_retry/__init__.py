@@ -2,7 +2,8 @@
 
 * :mod:`.handler` - handlers deciding whether an attempt is retried and how long to wait,
 * :mod:`.interval` - interval calculators (exponential backoff),
-* :mod:`.jitter` - jitter (seedable).
+* :mod:`.jitter` - jitter (seedable),
+* :mod:`.failure` - what a call without an answer ran into.
 """
 
 from __future__ import annotations
@@ -25,12 +26,8 @@ from .handler import (
     parse_ratelimit_reset,
     parse_retry_after,
 )
-from .interval import (
-    BackoffRetryIntervalCalculator,
-    FixedValueRetryIntervalCalculator,
-    RetryIntervalCalculator,
-)
-from .jitter import FullJitter, Jitter, NoJitter, RandomJitter
+from .interval import BackoffRetryIntervalCalculator, RetryIntervalCalculator
+from .jitter import FullJitter, Jitter, NoJitter
 
 
 def default_retry_handlers(
@@ -151,13 +148,11 @@ class RetryPolicy:
 __all__ = [
     "BackoffRetryIntervalCalculator",
     "ConnectionErrorRetryHandler",
-    "FixedValueRetryIntervalCalculator",
     "FullJitter",
     "HttpRequest",
     "HttpResponse",
     "Jitter",
     "NoJitter",
-    "RandomJitter",
     "RateLimitErrorRetryHandler",
     "RetryDecision",
     "RetryHandler",
