@@ -4,7 +4,8 @@
 * :mod:`.transport` - one call: pace, send, refresh on 401, map the answer, retry,
 * :mod:`.errors` - the exceptions and the mapping from a refusal to its exception and hint,
 * :mod:`.auth` - access and refresh tokens, :mod:`.pacing` - the per-minute caps,
-* :mod:`.http_retry` - what is retried and how long to wait, :mod:`.stats` - counters.
+* :mod:`.http_retry` - what is retried and how long to wait, :mod:`.stats` - counters,
+* :mod:`.quota` - the client-wide stop once Pinterest's quota is used up.
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ from .errors import (
     PinterestApiError,
     PinterestAuthError,
     PinterestError,
+    PinterestScopeError,
+    QuotaExhausted,
+    RequestTooLarge,
     RetryBudgetExhausted,
     WriteOutcomeUnknown,
+    api_url_problem,
 )
 from .http_retry import RetryPolicy, default_retry_handlers
 from .pacing import RateLimiter
@@ -28,10 +33,14 @@ __all__ = [
     "PinterestAuthError",
     "PinterestClient",
     "PinterestError",
+    "PinterestScopeError",
+    "QuotaExhausted",
     "RateLimiter",
+    "RequestTooLarge",
     "RetryBudgetExhausted",
     "RetryPolicy",
     "TokenManager",
     "WriteOutcomeUnknown",
+    "api_url_problem",
     "default_retry_handlers",
 ]

@@ -198,13 +198,15 @@ class PinterestClient:
         yield from self._paginate("audiences", "GET audiences")
 
     def find_customer_list_audience(self, list_id: str) -> dict[str, Any] | None:
-        """The CUSTOMER_LIST audience built on ``list_id`` (the most recent if several)."""
+        """The CUSTOMER_LIST audience built on ``list_id`` (the most recent if several),
+        leaving out audiences whose status is ``REMOVED``."""
         list_id = str(list_id)
         found = [
             audience
             for audience in self.iter_audiences()
             if audience.get("audience_type") == "CUSTOMER_LIST"
             and str((audience.get("rule") or {}).get("customer_list_id")) == list_id
+            and audience.get("status") != "REMOVED"  # Pinterest still lists removed ones
         ]
         if not found:
             return None
@@ -227,4 +229,43 @@ class PinterestClient:
             body["description"] = description
         return self._call(
             "POST", "audiences", f"POST audiences (customer list {customer_list_id})", body=body
+        )
+
+    def get_audience(self, audience_id: str) -> dict[str, Any]:
+        audience_id = str(audience_id)
+        return self._call(
+            "GET",
+            f"audiences/{quote(audience_id, safe='')}",
+            f"GET audiences/{audience_id}",
+            subject=Subject("audience", audience_id),
+        )
+
+    def update_audience(
+        self, audience_id: str, *, name: str | None = None, description: str | None = None
+    ) -> dict[str, Any]:
+        """Rename or re-describe an audience; only the fields given are sent."""
+        fields = {
+            key: value
+            for key, value in (("name", name), ("description", description))
+            if value is not None
+        }
+        if not fields:
+            raise ValueError("update_audience needs a name or a description")
+        audience_id = str(audience_id)
+        return self._call(
+            "PATCH",
+            f"audiences/{quote(audience_id, safe='')}",
+            f"PATCH audiences/{audience_id} (UPDATE {', '.join(fields)})",
+            body={"operation_type": "UPDATE", **fields},
+            subject=Subject("audience", audience_id),
+        )
+
+    # ------------------------------------------------------------------- access
+    def check_access(self) -> None:
+        """One cheap read that proves the token and the ad account (and ``api_url``).
+
+        Raises what any call would: :class:`~.errors.PinterestAuthError` for the token,
+        :class:`~.errors.PinterestApiError` 404 naming ``ad_account_id`` and ``api_url``."""
+        self._call(
+            "GET", "customer_lists", "GET customer_lists (access check)", params={"page_size": 1}
         )

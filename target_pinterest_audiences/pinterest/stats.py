@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-RETRY_REASONS = ("429", "5xx", "connection", "timeout")
+RETRY_REASONS = ("429", "5xx", "connection", "refused", "timeout")
 
 
 @dataclass

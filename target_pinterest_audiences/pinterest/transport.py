@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -22,15 +24,18 @@ from .errors import (
     PinterestApiError,
     PinterestAuthError,
     PinterestError,
+    QuotaExhausted,
     RetryBudgetExhausted,
     Subject,
     WriteOutcomeUnknown,
     error_fields,
+    is_missing_scope,
     refusal_error,
 )
 from .http_retry import HttpRequest, HttpResponse, RetryDecision, RetryPolicy, RetryState
 from .http_retry.failure import describe_failure, never_sent
 from .pacing import RateLimiter
+from .quota import QuotaBreaker, category_of
 from .stats import ClientStats
 
 logger = logging.getLogger(__name__)
@@ -55,8 +60,8 @@ class Call:
     method: str
     path: str
     description: str
-    params: Mapping[str, Any] | None = None
-    body: dict[str, Any] | bytes | None = None
+    params: Mapping[str, Any] | None = field(default=None, repr=False)
+    body: dict[str, Any] | bytes | None = field(default=None, repr=False)  # members: never shown
     subject: Subject | None = None
 
     @property
@@ -96,6 +101,8 @@ class Transport:
         self.timeout = timeout
         self.user_agent = user_agent
         self.stats = ClientStats()
+        self.quota = QuotaBreaker(retry.wall_clock)
+        self.endpoint = _endpoint(self.api_url)
         # The last token some call succeeded with: a refreshed token that is refused after it
         # worked has expired since (other calls used it up), it was not refused outright.
         self._proven_token: str | None = None
@@ -141,7 +148,7 @@ class Transport:
             if response is not None and 200 <= response.status_code < 300:
                 self._proven_token = token
                 return _parse(response, call.description)
-            if response is not None and response.status_code == 401:
+            if response is not None and _refreshable_401(response):
                 self._refresh_after_401(call, response, token, auth)
                 continue
             auth.just_refreshed = False
@@ -155,7 +162,10 @@ class Transport:
     def _acquire(self, call: Call, state: RetryState) -> str:
         """Wait for the pacer, take the current token, count the attempt."""
         limiter = self.write_limiter if call.write else self.read_limiter
+        self.quota.check(call.description, call.method)
         waited = limiter.acquire()
+        # again: another call may have found the quota used up while this one waited
+        self.quota.check(call.description, call.method)
         token = self.tokens.get()
         self.stats.record_attempt(
             write=call.write, pacer_wait=waited, token_refreshes=self.tokens.refresh_count
@@ -181,7 +191,8 @@ class Transport:
                 timeout=self.timeout,
             )
         except requests.RequestException as exc:
-            logger.debug("%s /%s failed: %s", call.method, call.path, describe_failure(exc))
+            failure = describe_failure(exc, self.endpoint)
+            logger.debug("%s /%s failed: %s", call.method, call.path, failure)
             return None, exc
         logger.debug("%s /%s -> %s", call.method, call.path, response.status_code)
         return response, None
@@ -225,7 +236,9 @@ class Transport:
                 status,
                 code,
                 api_message,
+                write=call.write,
                 ad_account_id=self.ad_account_id,
+                api_url=self.api_url,
                 subject=call.subject,
             )
         answer = HttpResponse(
@@ -234,11 +247,10 @@ class Transport:
         response.close()
         return answer
 
-    @staticmethod
-    def _check_outcome_known(call: Call, error: BaseException | None) -> None:
+    def _check_outcome_known(self, call: Call, error: BaseException | None) -> None:
         """A create that may have reached Pinterest is not sent again blindly."""
         if call.method == "POST" and error is not None and not never_sent(error):
-            cause = describe_failure(error)
+            cause = describe_failure(error, self.endpoint)
             logger.warning(
                 "%s /%s failed after the request may have been sent (%s)",
                 call.method,
@@ -258,7 +270,7 @@ class Transport:
             state, request, answer, error if isinstance(error, Exception) else None
         )
         if decision is None:
-            raise _final_error(call, answer, error)
+            raise self._final_error(call, answer, error)
         if decision.exhausted:
             raise self._give_up(call, state, decision, answer, error)
         if decision.reason == "429":
@@ -269,7 +281,7 @@ class Transport:
             "%s /%s -> %s; retry %d in %.2fs (%s)",
             call.method,
             call.path,
-            answer.status_code if answer else describe_failure(error),
+            answer.status_code if answer else describe_failure(error, self.endpoint),
             state.retries + 1,
             decision.wait,
             decision.reason,
@@ -286,7 +298,10 @@ class Transport:
         answer: Answer,
         error: BaseException | None,
     ) -> PinterestError:
-        last = answer.status_code if answer else describe_failure(error)
+        if decision.reason == "429" and decision.wait_exceeds_budget and answer is not None:
+            return self._quota_exhausted(call, decision, answer)
+        failure = describe_failure(error, self.endpoint) if error is not None else None
+        last = answer.status_code if answer else failure
         logger.error(
             "Giving up on %s after %d attempt(s), %.1fs waited (last: %s)",
             call.description,
@@ -302,16 +317,67 @@ class Transport:
             status=answer.status_code if answer else None,
             code=answer.code if answer else None,
             api_message=answer.message if answer else None,
-            last_error=describe_failure(error) if error is not None else None,
+            last_error=failure,
             next_wait=decision.wait if state.attempts < self.retry.max_attempts else None,
         )
 
+    def _quota_exhausted(
+        self, call: Call, decision: RetryDecision, answer: HttpResponse
+    ) -> QuotaExhausted:
+        """The quota will not lift within the budget: stop this call and, until the reset,
+        every other call of its category."""
+        error = QuotaExhausted(
+            call.description,
+            category=category_of(call.method),
+            resets_at=self.quota.now() + timedelta(seconds=decision.wait),
+            wait_seconds=decision.wait,
+            status=answer.status_code,
+            code=answer.code,
+            api_message=answer.message,
+        )
+        self.quota.trip(error)
+        logger.error(
+            "%s /%s -> 429 (code %s); Pinterest's %s quota resets in %.0fs: stopping",
+            call.method,
+            call.path,
+            answer.code,
+            error.category,
+            decision.wait,
+        )
+        return error
 
-def _final_error(call: Call, answer: Answer, error: BaseException | None) -> PinterestError:
-    """An outcome no retry handler takes (an unexpected status, a malformed request)."""
-    if answer is not None:
-        return PinterestApiError(call.description, answer.status_code, answer.code, answer.message)
-    return PinterestError(f"{call.description} failed: {describe_failure(error)}")
+    def _final_error(
+        self, call: Call, answer: Answer, error: BaseException | None
+    ) -> PinterestError:
+        """An outcome no retry handler takes (an unexpected status, a malformed request)."""
+        if answer is not None:
+            return PinterestApiError(
+                call.description, answer.status_code, answer.code, answer.message
+            )
+        return PinterestError(
+            f"{call.description} failed: {describe_failure(error, self.endpoint)}"
+        )
+
+
+def _refreshable_401(response: requests.Response) -> bool:
+    """A 401 that a new access token may cure (not a missing scope: that one never heals)."""
+    if response.status_code != 401:
+        return False
+    code, _ = error_fields(response)
+    return not is_missing_scope(401, code)
+
+
+def _endpoint(api_url: str) -> str:
+    """``host:port`` of the API, for connection error messages."""
+    parts = urlsplit(api_url)
+    host = parts.hostname or "?"
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port or (443 if parts.scheme == 'https' else 80)}"
 
 
 def _parse(response: requests.Response, description: str) -> dict[str, Any]:
