@@ -42,29 +42,23 @@ def build_client(config: t.Mapping[str, t.Any], work_dir: Path) -> PinterestClie
     )
     # Hidden, test-only knobs (not in the settings schema; real runs never set them):
     # `_retry_base_seconds` shrinks the exponential backoff base (default 1 s),
-    # `_rate_period_seconds` shrinks the pacing window (default 60 s, i.e. "per minute"),
     # `_read_timeout_seconds` shrinks the read timeout (default 120 s).
     retry = RetryPolicy(
         handlers=default_retry_handlers(
             backoff_base=float(config.get("_retry_base_seconds") or 1.0)
         )
     )
+    # `_rate_period_seconds`: the pacing window (default 60.5 s: "per minute", with margin).
+    period = config.get("_rate_period_seconds")
     client = PinterestClient(
         api_url,
         str(config["ad_account_id"]),
         tokens,
         max_writes_per_minute=int(config.get("max_requests_per_minute") or 400),
+        rate_period=float(period) if period else 60.5,
         read_timeout=float(config.get("_read_timeout_seconds") or 120),
         retry=retry,
     )
-    period = config.get("_rate_period_seconds")
-    if period:
-        client.write_limiter.period = float(period)
-        client.read_limiter.period = float(period)
-    else:
-        # Half a second of margin: Pinterest counts calls when they arrive, and arrivals
-        # jitter with the network, so a window exactly 60 s long could see quota + 1.
-        client.write_limiter.period = client.read_limiter.period = 60.5
     return client
 
 
@@ -99,7 +93,7 @@ def run_streams(
     logger = target.logger
     work_dir = Path.cwd() / WORK_DIR_NAME
     with ExitStack() as stack:
-        client = build_client(config, work_dir)
+        client = stack.enter_context(build_client(config, work_dir))
         ledger = None
         # The mirror ledger's errors (another run holds the list, an unreachable ledger_url)
         # fail their stream with their message, like Pinterest's errors.

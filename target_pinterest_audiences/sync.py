@@ -77,7 +77,7 @@ class StreamSync:
         self.logger = logger
         self.ledger = ledger
         self.calls = 0
-        self._stats_at_start = client.stats.as_dict()
+        self._stats_at_start = client.stats.snapshot()
 
     # ---- lists ---------------------------------------------------------------------------
 
@@ -111,12 +111,10 @@ class StreamSync:
 
     def create_list(self, plan: StreamPlan, first_chunk: list[bytes]) -> ResolvedList:
         assert plan.segment_name is not None
-        records = [digest.hex() for digest in first_chunk]
+        blob = b"".join(first_chunk)
         for _attempt in range(3):
             try:
-                created = self.client.create_customer_list(
-                    plan.segment_name, plan.list_type, records
-                )
+                created = self.client.create_customer_list(plan.segment_name, plan.list_type, blob)
                 self.calls += 1
                 return _resolved(created, plan.list_type, existed=False)
             except WriteOutcomeUnknown:
@@ -163,11 +161,9 @@ class StreamSync:
     def _send_chunk(self, list_id: str, operation: Operation, chunk: list[bytes] | bytes) -> int:
         # A chunk is a list of digests, or (explicit mode) one blob of concatenated digests.
         blob = chunk if isinstance(chunk, bytes) else b"".join(chunk)
-        count = len(blob) // DIGEST_SIZE
-        joined = blob.hex(",", DIGEST_SIZE)  # 64 hex digits, comma, 64 ...
-        self.client.update_customer_list_hashes(list_id, operation, joined, count)
+        self.client.update_customer_list(list_id, operation, blob)
         self.calls += 1
-        return count
+        return len(blob) // DIGEST_SIZE
 
     def send_members(
         self,
@@ -304,7 +300,7 @@ class StreamSync:
 
     def log_summary(self, plan: StreamPlan, entry: dict[str, Any], started: float) -> None:
         """The one line per stream a user reads after a run."""
-        stats = self.client.stats.as_dict()
+        stats = self.client.stats.snapshot()
         self.logger.info(
             "Summary: stream '%s' synced in %.1fs: %d rows, %d invalid (%s), %d added, "
             "%d removed, %d write calls (%.1fs waiting for the quota), %d retries; "

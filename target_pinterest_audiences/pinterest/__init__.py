@@ -1,18 +1,31 @@
-"""Pinterest API v5 HTTP client (customer lists and audiences) - no Singer in here."""
+"""Pinterest API v5 HTTP client (customer lists and audiences) - no Singer in here.
+
+* :mod:`.client` - the endpoints (paths, bodies, paging, hex-encoding of member digests),
+* :mod:`.transport` - one call: pace, send, refresh on 401, map the answer, retry,
+* :mod:`.errors` - the exceptions and the mapping from a refusal to its exception and hint,
+* :mod:`.auth` - access and refresh tokens, :mod:`.pacing` - the per-minute caps,
+* :mod:`.http_retry` - what is retried and how long to wait, :mod:`.stats` - counters,
+* :mod:`.quota` - the client-wide stop once Pinterest's quota is used up.
+"""
 
 from __future__ import annotations
 
 from .auth import TokenManager
-from .client import ClientStats, PinterestClient
+from .client import PinterestClient
 from .errors import (
     PinterestApiError,
     PinterestAuthError,
     PinterestError,
+    PinterestScopeError,
+    QuotaExhausted,
+    RequestTooLarge,
     RetryBudgetExhausted,
     WriteOutcomeUnknown,
+    api_url_problem,
 )
-from .http_retry import RetryPolicy
+from .http_retry import RetryPolicy, default_retry_handlers
 from .pacing import RateLimiter
+from .stats import ClientStats
 
 __all__ = [
     "ClientStats",
@@ -20,9 +33,14 @@ __all__ = [
     "PinterestAuthError",
     "PinterestClient",
     "PinterestError",
+    "PinterestScopeError",
+    "QuotaExhausted",
     "RateLimiter",
+    "RequestTooLarge",
     "RetryBudgetExhausted",
     "RetryPolicy",
     "TokenManager",
     "WriteOutcomeUnknown",
+    "api_url_problem",
+    "default_retry_handlers",
 ]

@@ -2,12 +2,17 @@
 
 Messages never contain tokens, the client secret, request bodies or ``records``
 content: only the call description (method, path, operation and record count),
-HTTP status, Pinterest's error ``code`` and ``message`` and a hint.
+HTTP status, Pinterest's error ``code`` and ``message`` and a hint. The end of the
+module maps a refusal (a final 4xx answer) to its exception and hint.
 """
 
 from __future__ import annotations
 
+import re
 import typing as t
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
 
 if t.TYPE_CHECKING:
     import requests
@@ -98,11 +103,55 @@ class PinterestAuthError(PinterestError):
         super().__init__(msg)
 
 
+class RequestTooLarge(PinterestApiError):
+    """Pinterest refused a call as too large (HTTP 413): send its records in smaller calls.
+
+    Raised at once, without retrying, so that the caller can split the call."""
+
+
+class PinterestScopeError(PinterestAuthError):
+    """The token lacks a scope the call needs (401 with code 3, or 403): refreshing cannot help.
+
+    Attributes: those of :class:`PinterestAuthError`, plus ``call`` and ``scope``
+    (``"ads:read"`` or ``"ads:write"``: the scope this call needed).
+    """
+
+    def __init__(
+        self,
+        call: str,
+        *,
+        scope: str,
+        status: int,
+        code: object = None,
+        api_message: str | None = None,
+        ad_account_id: str,
+    ) -> None:
+        self.call = call
+        self.scope = scope
+        self.settings = ("access_token", "refresh_token")
+        self.status = status
+        self.code = code
+        self.api_message = api_message
+        refused = f"Pinterest refused {call}: {_pinterest_detail(status, code, api_message)}"
+        if status == 403:
+            why = (
+                f"The call needs the {scope} scope, and the token's user needs access to ad "
+                f"account {ad_account_id} (check ad_account_id)"
+            )
+        else:
+            why = f"The token lacks the {scope} scope this call needs"
+        PinterestError.__init__(
+            self,
+            f"{refused}. {why}. Re-authorize the app with the scopes {' and '.join(SCOPES)} "
+            "and configure the new refresh_token (or access_token)",
+        )
+
+
 class RetryBudgetExhausted(PinterestError):
     """A call kept failing with retryable errors until its retry budget ran out.
 
     Attributes: ``call``, ``attempts``, ``waited`` (seconds spent waiting between
-    attempts), ``last_reason`` (``"429"``, ``"5xx"``, ``"connection"``,
+    attempts), ``last_reason`` (``"429"``, ``"5xx"``, ``"connection"``, ``"refused"``,
     ``"timeout"``), ``status``/``code``/``api_message`` of Pinterest's last answer
     (``None`` when the last attempt got no answer) and ``last_error`` (short
     description of the last connection error, if any).
@@ -139,6 +188,64 @@ class RetryBudgetExhausted(PinterestError):
         super().__init__(msg)
 
 
+def _in_words(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} hours"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds:.0f} seconds"
+
+
+class QuotaExhausted(PinterestError):
+    """Pinterest's quota for a category of calls is used up until ``resets_at``.
+
+    Raised when a 429's wait would not fit the retry budget, and from then on by every other
+    call of the same category of the same client until the reset time has passed. Attributes:
+    ``call``, ``category`` (``"read"`` or ``"write"``), ``resets_at`` (a UTC ``datetime``),
+    ``wait_seconds`` (from when the error was made), ``status``/``code``/``api_message`` of
+    the answer that said so (``None`` for a call not sent because of an earlier one).
+    """
+
+    def __init__(
+        self,
+        call: str,
+        *,
+        category: str,
+        resets_at: datetime,
+        wait_seconds: float,
+        status: int | None = None,
+        code: object = None,
+        api_message: str | None = None,
+    ) -> None:
+        self.call = call
+        self.category = category
+        self.resets_at = resets_at
+        self.wait_seconds = wait_seconds
+        self.status = status
+        self.code = code
+        self.api_message = api_message
+        msg = (
+            f"Pinterest's {category} quota is used up; it resets in {_in_words(wait_seconds)}, "
+            f"at {resets_at:%Y-%m-%d %H:%M} UTC"
+        )
+        if status is not None:
+            msg += (
+                f" (Pinterest answered {call} with {_pinterest_detail(status, code, api_message)})"
+            )
+        else:
+            msg += f" ({call} was not sent: an earlier call found the quota used up)"
+        super().__init__(f"{msg}. Run again after the reset")
+
+    def for_call(self, call: str, *, now: datetime) -> QuotaExhausted:
+        """The same quota, reported for another ``call`` that was not sent because of it."""
+        return QuotaExhausted(
+            call,
+            category=self.category,
+            resets_at=self.resets_at,
+            wait_seconds=max(0.0, (self.resets_at - now).total_seconds()),
+        )
+
+
 class WriteOutcomeUnknown(PinterestError):
     """A create (POST) failed after the request may have reached Pinterest.
 
@@ -153,3 +260,119 @@ class WriteOutcomeUnknown(PinterestError):
             f"{call} failed after the request may have been sent ({cause}); "
             "it may or may not have been applied - look it up before retrying"
         )
+
+
+# ------------------------------------------------------------------ refusal -> exception
+SCOPES = ("ads:read", "ads:write")
+PINTEREST_API_URL = "https://api.pinterest.com/v5"
+_VERSION_PATH = re.compile(r"/v\d+/?$")
+
+
+def needed_scope(*, write: bool) -> str:
+    """The OAuth scope a call needs: ``ads:write`` for POST/PATCH, ``ads:read`` for GET."""
+    return "ads:write" if write else "ads:read"
+
+
+def is_missing_scope(status: int, code: object) -> bool:
+    """Pinterest's answer for a token without the scope: 401 with code 3, or any 403."""
+    return status == 403 or (status == 401 and str(code) == "3")
+
+
+def shown_url(url: str) -> str:
+    """``url`` for a message: scheme, host, port and path; never user info or a query."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else url.split("?")[0]
+
+
+def api_url_problem(api_url: str) -> str | None:
+    """A warning when ``api_url`` does not end in a version path (``/v5``), else ``None``."""
+    try:
+        path = urlsplit(api_url).path
+    except ValueError:
+        path = ""
+    if _VERSION_PATH.search(path):
+        return None
+    return (
+        f"api_url {shown_url(api_url)} does not end in a version path such as /v5 "
+        f"(Pinterest's API is {PINTEREST_API_URL}): its calls will likely be answered 404"
+    )
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The object a call is about, for hints: ``kind`` is "customer list" or "audience"."""
+
+    kind: str
+    id: str
+
+
+def _account_not_found_hint(ad_account_id: str, api_url: str) -> str:
+    hint = (
+        f"Check ad_account_id ({ad_account_id}) and api_url ({shown_url(api_url)}): Pinterest "
+        "does not know this ad account at that address"
+    )
+    if api_url_problem(api_url) is not None:
+        hint += "; api_url does not end in a version path"
+    return f"{hint}. api_url should end in /v5, as in {PINTEREST_API_URL}"
+
+
+def refusal_hint(
+    status: int, *, ad_account_id: str, api_url: str, subject: Subject | None
+) -> str | None:
+    """What the user should check when Pinterest refuses a call with ``status``."""
+    if status == 404:
+        if subject is not None and subject.kind == "customer list":
+            return (
+                f"Check the segment_id / customer list id {subject.id}: it does not exist in "
+                f"ad account {ad_account_id} (or the ad_account_id is wrong)"
+            )
+        if subject is not None:
+            return (
+                f"Check the {subject.kind} id {subject.id}: it does not exist in "
+                f"ad account {ad_account_id} (or the ad_account_id is wrong)"
+            )
+        return _account_not_found_hint(ad_account_id, api_url)
+    if status == 400:
+        return (
+            "Pinterest rejected the request: check its parameters (list name, list_type, "
+            "record format)"
+        )
+    if status == 409:
+        return "The request conflicts with the current state of the object"
+    if status == 413:
+        return (
+            "The call was too large for Pinterest: send its records in smaller calls "
+            "(records_per_request is the upper bound)"
+        )
+    return None
+
+
+def refusal_error(
+    call: str,
+    status: int,
+    code: object,
+    api_message: str | None,
+    *,
+    write: bool,
+    ad_account_id: str,
+    api_url: str,
+    subject: Subject | None,
+) -> PinterestError:
+    """The exception for an answer that retrying will not change (a 4xx but 408 and 429,
+    or a 401 that refreshing the token cannot cure)."""
+    if is_missing_scope(status, code):
+        return PinterestScopeError(
+            call,
+            scope=needed_scope(write=write),
+            status=status,
+            code=code,
+            api_message=api_message,
+            ad_account_id=ad_account_id,
+        )
+    hint = refusal_hint(status, ad_account_id=ad_account_id, api_url=api_url, subject=subject)
+    error_type = RequestTooLarge if status == 413 else PinterestApiError
+    return error_type(call, status, code, api_message, hint)

@@ -2,7 +2,8 @@
 
 * :mod:`.handler` - handlers deciding whether an attempt is retried and how long to wait,
 * :mod:`.interval` - interval calculators (exponential backoff),
-* :mod:`.jitter` - jitter (seedable).
+* :mod:`.jitter` - jitter (seedable),
+* :mod:`.failure` - what a call without an answer ran into.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 from .handler import (
     ConnectionErrorRetryHandler,
+    ConnectionRefusedRetryHandler,
     HttpRequest,
     HttpResponse,
     RateLimitErrorRetryHandler,
@@ -25,12 +27,8 @@ from .handler import (
     parse_ratelimit_reset,
     parse_retry_after,
 )
-from .interval import (
-    BackoffRetryIntervalCalculator,
-    FixedValueRetryIntervalCalculator,
-    RetryIntervalCalculator,
-)
-from .jitter import FullJitter, Jitter, NoJitter, RandomJitter
+from .interval import BackoffRetryIntervalCalculator, RetryIntervalCalculator
+from .jitter import FullJitter, Jitter, NoJitter
 
 
 def default_retry_handlers(
@@ -39,14 +37,19 @@ def default_retry_handlers(
     backoff_base: float = 1.0,
     backoff_factor: float = 2.0,
     max_interval: float = 60.0,
+    refused_max_total_wait: float = 4.0,
     wall_clock: Callable[[], float] = time.time,
 ) -> list[RetryHandler]:
-    """429, 5xx/408, timeout and connection handlers sharing one seedable jitter."""
+    """429, 5xx/408, timeout, refused and connection handlers sharing one seedable jitter.
+
+    A refused connection backs off from half of ``backoff_base`` and waits at most
+    ``refused_max_total_wait`` seconds in all; the others get the policy's whole budget.
+    """
     rng = random.Random(seed)
 
-    def calc() -> BackoffRetryIntervalCalculator:
+    def calc(base: float = backoff_base) -> BackoffRetryIntervalCalculator:
         return BackoffRetryIntervalCalculator(
-            backoff_base=backoff_base,
+            backoff_base=base,
             backoff_factor=backoff_factor,
             max_interval=max_interval,
             jitter=FullJitter(rng=rng),
@@ -56,6 +59,9 @@ def default_retry_handlers(
         RateLimitErrorRetryHandler(calc(), wall_clock=wall_clock),
         ServerErrorRetryHandler(calc()),
         TimeoutErrorRetryHandler(calc()),
+        ConnectionRefusedRetryHandler(
+            calc(backoff_base / 2), max_total_wait=refused_max_total_wait
+        ),
         ConnectionErrorRetryHandler(calc()),
     ]
 
@@ -80,9 +86,13 @@ class _VirtualTime:
 
 @dataclass(frozen=True)
 class RetryDecision:
+    """``exhausted``: the caller must give up; ``wait_exceeds_budget``: because of this wait
+    alone (for a 429: the quota will not lift within the budget)."""
+
     reason: str
     wait: float
     exhausted: bool
+    wait_exceeds_budget: bool = False
 
 
 class RetryPolicy:
@@ -91,7 +101,8 @@ class RetryPolicy:
     ``max_attempts`` counts every attempt of a call (the first one included);
     ``max_total_wait`` bounds the seconds slept between attempts of one call.
     ``sleep`` and ``clock`` (monotonic) are injectable so tests run instantly;
-    the client also uses them for its pacers so that both agree on time.
+    the client also uses them for its pacers so that both agree on time, and
+    ``wall_clock`` (Unix seconds) for the time a quota resets.
     """
 
     def __init__(
@@ -109,6 +120,7 @@ class RetryPolicy:
             raise ValueError("max_attempts must be >= 1")
         self.max_attempts = max_attempts
         self.max_total_wait = max_total_wait
+        self.wall_clock = wall_clock
         self.handlers = (
             list(handlers)
             if handlers is not None
@@ -136,10 +148,12 @@ class RetryPolicy:
         for handler in self.handlers:
             if handler.can_retry(state, request, response, error):
                 wait = max(0.0, float(handler.wait_seconds(state, request, response, error)))
-                exhausted = (
-                    state.attempts >= self.max_attempts or state.waited + wait > self.max_total_wait
-                )
-                return RetryDecision(handler.reason, wait, exhausted)
+                over = state.waited + wait > self.max_total_wait
+                if handler.max_total_wait is not None:
+                    waited = state.waited_by_reason.get(handler.reason, 0.0)
+                    over = over or waited + wait > handler.max_total_wait
+                exhausted = over or state.attempts >= self.max_attempts
+                return RetryDecision(handler.reason, wait, exhausted, wait_exceeds_budget=over)
         return None
 
     def __repr__(self) -> str:
@@ -151,13 +165,12 @@ class RetryPolicy:
 __all__ = [
     "BackoffRetryIntervalCalculator",
     "ConnectionErrorRetryHandler",
-    "FixedValueRetryIntervalCalculator",
+    "ConnectionRefusedRetryHandler",
     "FullJitter",
     "HttpRequest",
     "HttpResponse",
     "Jitter",
     "NoJitter",
-    "RandomJitter",
     "RateLimitErrorRetryHandler",
     "RetryDecision",
     "RetryHandler",

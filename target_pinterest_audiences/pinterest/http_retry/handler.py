@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import requests
 
+from .failure import refused
 from .interval import BackoffRetryIntervalCalculator, RetryIntervalCalculator
 
 # X-RateLimit-Reset values above this are taken as Unix timestamps, not seconds.
@@ -45,12 +46,14 @@ class RetryState:
     retries: int = 0
     waited: float = 0.0
     retries_by_reason: dict[str, int] = field(default_factory=dict)
+    waited_by_reason: dict[str, float] = field(default_factory=dict)
     last_reason: str | None = None
 
     def record_retry(self, reason: str, wait: float) -> None:
         self.retries += 1
         self.waited += wait
         self.retries_by_reason[reason] = self.retries_by_reason.get(reason, 0) + 1
+        self.waited_by_reason[reason] = self.waited_by_reason.get(reason, 0.0) + wait
         self.last_reason = reason
 
 
@@ -96,12 +99,22 @@ def parse_ratelimit_reset(value: str | None, now: float | None = None) -> float 
 
 
 class RetryHandler:
-    """Base handler. ``reason`` labels the retries it allows in stats and logs."""
+    """Base handler. ``reason`` labels the retries it allows in stats and logs.
+
+    ``max_total_wait``, when set, bounds the seconds waited for this handler's reason within
+    one call, below the policy's budget for all reasons.
+    """
 
     reason = "other"
 
-    def __init__(self, interval_calculator: RetryIntervalCalculator | None = None) -> None:
+    def __init__(
+        self,
+        interval_calculator: RetryIntervalCalculator | None = None,
+        *,
+        max_total_wait: float | None = None,
+    ) -> None:
         self.interval_calculator = interval_calculator or BackoffRetryIntervalCalculator()
+        self.max_total_wait = max_total_wait
 
     def can_retry(
         self,
@@ -133,8 +146,10 @@ class RateLimitErrorRetryHandler(RetryHandler):
         self,
         interval_calculator: RetryIntervalCalculator | None = None,
         wall_clock: Callable[[], float] = time.time,
+        *,
+        max_total_wait: float | None = None,
     ) -> None:
-        super().__init__(interval_calculator)
+        super().__init__(interval_calculator, max_total_wait=max_total_wait)
         self.wall_clock = wall_clock
 
     def can_retry(
@@ -196,8 +211,36 @@ class TimeoutErrorRetryHandler(RetryHandler):
         return response is None and isinstance(error, requests.Timeout | TimeoutError)
 
 
+class ConnectionRefusedRetryHandler(RetryHandler):
+    """Nothing answers at the address (connection refused, unknown host name): a short budget.
+
+    Waiting rarely cures these (a wrong ``api_url``, a proxy that is down), so a few seconds
+    in all, where a reset or a timeout (a network hiccup) gets the policy's whole budget.
+    """
+
+    reason = "refused"
+
+    def __init__(
+        self,
+        interval_calculator: RetryIntervalCalculator | None = None,
+        *,
+        max_total_wait: float | None = 4.0,
+    ) -> None:
+        super().__init__(interval_calculator, max_total_wait=max_total_wait)
+
+    def can_retry(
+        self,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None,
+        error: Exception | None,
+    ) -> bool:
+        return response is None and error is not None and refused(error)
+
+
 class ConnectionErrorRetryHandler(RetryHandler):
-    """Connection refused/reset/dropped: backoff with jitter."""
+    """Connection reset/dropped (and refused, without a :class:`ConnectionRefusedRetryHandler`
+    before it): backoff with jitter."""
 
     reason = "connection"
 

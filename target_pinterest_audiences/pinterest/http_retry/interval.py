@@ -11,14 +11,6 @@ class RetryIntervalCalculator:
         raise NotImplementedError
 
 
-class FixedValueRetryIntervalCalculator(RetryIntervalCalculator):
-    def __init__(self, fixed_internal: float = 1.0) -> None:
-        self.fixed_interval = fixed_internal
-
-    def calculate_sleep_duration(self, current_attempt: int) -> float:
-        return self.fixed_interval
-
-
 class BackoffRetryIntervalCalculator(RetryIntervalCalculator):
     """Exponential backoff ``base * factor**attempt`` capped at ``max_interval``, then jitter."""
 

@@ -25,16 +25,3 @@ class FullJitter(Jitter):
 
     def recalculate(self, duration: float) -> float:
         return self._rng.uniform(0.0, duration)
-
-
-class RandomJitter(Jitter):
-    """slack-sdk style additive jitter: ``duration + uniform(0, max_jitter)``."""
-
-    def __init__(
-        self, max_jitter: float = 1.0, seed: int | None = None, rng: random.Random | None = None
-    ) -> None:
-        self.max_jitter = max_jitter
-        self._rng = rng if rng is not None else random.Random(seed)
-
-    def recalculate(self, duration: float) -> float:
-        return duration + self._rng.uniform(0.0, self.max_jitter)
