@@ -12,7 +12,7 @@ from hashlib import sha256
 
 import msgspec
 
-from target_pinterest_audiences.identifiers import EMAIL_RE, MAX_EMAIL_LENGTH
+from target_pinterest_audiences.input.identifiers import EMAIL_RE, MAX_EMAIL_LENGTH
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ import time
 import typing as t
 
 if t.TYPE_CHECKING:
-    from target_pinterest_audiences.sink import AudienceSink
+    from target_pinterest_audiences.input.streams import StreamInput
 
 
 class ReadProgress:
@@ -24,19 +24,19 @@ class ReadProgress:
     def due(self) -> bool:
         return time.monotonic() >= self._next
 
-    def report(self, sinks: t.Iterable[AudienceSink]) -> None:
+    def report(self, streams: t.Iterable[StreamInput]) -> None:
         now = time.monotonic()
         self._next = now + self.interval
-        for sink in sinks:
-            since, rows_then = self._last_rows.get(sink.stream_name, (self.started, 0))
-            rate = (sink.rows - rows_then) / max(now - since, 1e-9)
-            self._last_rows[sink.stream_name] = (now, sink.rows)
+        for stream in streams:
+            since, rows_then = self._last_rows.get(stream.name, (self.started, 0))
+            rate = (stream.rows - rows_then) / max(now - since, 1e-9)
+            self._last_rows[stream.name] = (now, stream.rows)
             self.logger.info(
                 "Progress: stream '%s': %d rows read, %d invalid, %.0f rows/s; nothing is sent "
                 "until the stream has been read and checked whole.",
-                sink.stream_name,
-                sink.rows,
-                sum(sink.invalid_by_reason.values()),
+                stream.name,
+                stream.rows,
+                stream.invalid_rows,
                 rate,
             )
 

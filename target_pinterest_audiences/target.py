@@ -1,21 +1,34 @@
-"""target-pinterest-audiences: settings, wiring, and when STATE is written."""
+"""target-pinterest-audiences: the settings schema and the Singer SDK's hooks.
+
+The target is wiring: rows go to the input side (`input/`) as they arrive; at the end of
+input the streams' checked plans go to the sync layer (`loading/`), and the STATE line is
+written once Pinterest accepted everything it covers.
+
+Private SDK hooks used, each commented where it is used and held by a test that fails if an
+SDK release changes it (tests/unit/test_sdk_hooks.py): `_validate_config`, and the message
+handlers `_process_record_message` / `_process_state_message` (the SDK's abstract reader
+hooks; every target implements them through `Target`).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import typing as t
+from pathlib import Path
 
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, RecordsWithoutSchemaException
 from singer_sdk.helpers.capabilities import PluginCapabilities
 from singer_sdk.target_base import Target
 
-from target_pinterest_audiences import parallel
-from target_pinterest_audiences.progress import ReadProgress
-from target_pinterest_audiences.reader import AudienceReader, InputError
-from target_pinterest_audiences.sink import AudienceSink, StreamPlan, StreamRefused
+from target_pinterest_audiences.errors import InputError, TargetError
+from target_pinterest_audiences.input.reader import AudienceReader
+from target_pinterest_audiences.input.streams import InputStreams
+from target_pinterest_audiences.settings import SECRET_SETTINGS, Settings
+from target_pinterest_audiences.sink import AudienceSink
 
 if t.TYPE_CHECKING:
     from types import FrameType
@@ -23,11 +36,6 @@ if t.TYPE_CHECKING:
     from singer_sdk.sinks import Sink
 
 STATE_KEY = "pinterest_audiences"
-SECRET_SETTINGS = ("access_token", "refresh_token", "client_secret")
-
-
-class TargetError(Exception):
-    """A failure the user can act on; printed as one message, without a traceback."""
 
 
 class RecordBeforeSchema(InputError, RecordsWithoutSchemaException):
@@ -165,12 +173,13 @@ class TargetPinterestAudiences(Target):
         ),
     ).to_dict()
 
+    # Private SDK hook: PluginBase.__init__ validates the config through it, and the SDK's own
+    # messages quote the offending value; for a secret, that is the secret.
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        # The SDK's messages quote the offending value; for a secret that is the secret.
         wrong = [
             key
             for key in SECRET_SETTINGS
-            if self._config.get(key) is not None and not isinstance(self._config[key], str)
+            if self.config.get(key) is not None and not isinstance(self.config[key], str)
         ]
         if wrong and raise_errors:
             raise ConfigValidationError(
@@ -181,41 +190,17 @@ class TargetPinterestAudiences(Target):
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
-        # Never more than one drain at a time: syncing happens once, at the end of input.
-        self.max_parallelism = 1
-        self.malformed_lines = 0
-        self._state_allowed = False
-        # Stream maps and flattening need the SDK's per-record path; without them a record
-        # goes straight to its sink (no copy, no schema validation, no per-record metrics call).
-        self._fast_path = not self.config.get("stream_maps") and not self.config.get(
-            "flattening_enabled"
-        )
-        self._progress = ReadProgress(
-            self.logger, float(self.config.get("_progress_interval_seconds", 30))
-        )
-        reader = t.cast(AudienceReader, self.message_reader)
-        reader.on_malformed = self._on_malformed_line
-        reader.on_tick = self._on_tick
-        reader.mirror = self.config.get("sync_mode", "explicit") == "mirror"
-        if self._fast_path:
-            reader.parallel_workers = parallel.worker_count(self.config.get("_parallel_workers"))
+        self.settings = Settings.from_config(self.config, cwd=Path.cwd())
+        self.inputs = InputStreams(self.settings, self.logger, report_rows=self._count_rows)
+        t.cast(AudienceReader, self.message_reader).route_to(self.inputs)
+        self._audience_sinks: dict[str, AudienceSink] = {}
+        self._tap_state: dict[str, t.Any] | None = None
+        # The SDK drains and exits 0 on SIGTERM and SIGINT, which would claim a sync that did
+        # not happen: stop without STATE instead.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._stop_on_signal)
 
-    # ---- input ---------------------------------------------------------------------------
-
-    @property
-    def _reader(self) -> AudienceReader:
-        return t.cast(AudienceReader, self.message_reader)
-
-    def _audience_sinks(self) -> list[AudienceSink]:
-        return [t.cast(AudienceSink, sink) for sink in self._sinks_active.values()]
-
-    def _on_tick(self) -> None:
-        for sink in self._audience_sinks():
-            sink.after_rows()
-        if self._progress.due():
-            for sink in self._audience_sinks():
-                sink.flush_metrics()
-            self._progress.report(self._audience_sinks())
+    # ---- input -----------------------------------------------------------------------------
 
     def get_sink(
         self,
@@ -227,116 +212,79 @@ class TargetPinterestAudiences(Target):
     ) -> Sink:
         # One sink per stream for the whole run: a repeated or changed SCHEMA must not start a
         # new sink (the SDK would), or the members collected so far would be dropped.
-        existing = self._sinks_active.get(stream_name)
+        existing = self._audience_sinks.get(stream_name)
         if existing is not None:
             return existing
-        return super().get_sink(
+        sink = super().get_sink(
             stream_name, record=record, schema=schema, key_properties=key_properties
         )
+        self._audience_sinks[stream_name] = t.cast(AudienceSink, sink)
+        return sink
 
-    def _process_schema_message(self, message_dict: dict) -> None:
-        super()._process_schema_message(message_dict)
-        if self._fast_path:
-            # In place: the reader's loop holds this very dict.
-            for name, sink in self._sinks_active.items():
-                self._reader.ingesters[name] = t.cast(AudienceSink, sink).ingest_record
-                self._reader.absorbers[name] = t.cast(AudienceSink, sink).absorb
-
-    def _on_malformed_line(self, line_number: int, why: str) -> None:
-        if self.config.get("on_invalid_record", "skip") == "fail":
-            raise InputError(
-                f"input line {line_number} {why}; nothing was sent (on_invalid_record=fail). "
-                "Fix the tap's output, or set on_invalid_record=skip to count and skip such lines."
-            )
-        self.malformed_lines += 1
-        self.logger.warning("Skipping input line %d: it %s.", line_number, why)
-
+    # Private SDK hook (an abstract message handler of the SDK's reader): the fast reader sends
+    # the common RECORD lines straight to the stream's collector; the rest arrive here.
     def _process_record_message(self, message_dict: dict) -> None:
+        line = t.cast(AudienceReader, self.message_reader).line_number
         stream = message_dict.get("stream")
         if not isinstance(stream, str) or "record" not in message_dict:
-            raise InputError(
-                f"input line {self._reader.line_number}: a RECORD message needs 'stream' and "
-                "'record'"
-            )
-        if self._fast_path:
-            sink = self._sinks_active.get(stream)
-            if sink is None:
-                raise self._record_before_schema(stream)
-            t.cast(AudienceSink, sink).ingest(message_dict["record"], self._reader.line_number)
+            raise InputError(f"input line {line}: a RECORD message needs 'stream' and 'record'")
+        if self.inputs.fast_path:
+            target = self.inputs.get(stream)
+            if target is None:
+                raise self._record_before_schema(stream, line)
+            target.ingest(message_dict["record"], line)
             return
         if stream not in self.mapper.stream_maps:
-            raise self._record_before_schema(stream)
+            raise self._record_before_schema(stream, line)
         super()._process_record_message(message_dict)
 
-    def _record_before_schema(self, stream: str) -> InputError:
+    # Private SDK hook (an abstract message handler): keep the tap's latest state for our own
+    # STATE line. The SDK's handler would make its drains write the tap's state alone.
+    def _process_state_message(self, message_dict: dict) -> None:
+        self._assert_line_requires(message_dict, requires={"value"})
+        self._tap_state = message_dict["value"]
+
+    @staticmethod
+    def _record_before_schema(stream: str, line: int) -> InputError:
         return RecordBeforeSchema(
-            f"input line {self._reader.line_number}: a RECORD for stream '{stream}' arrived "
-            "before its SCHEMA message. The tap must send SCHEMA first; check the tap or the "
-            "stream name."
+            f"input line {line}: a RECORD for stream '{stream}' arrived before its SCHEMA "
+            "message. The tap must send SCHEMA first; check the tap or the stream name."
         )
 
-    # ---- end of input: sync, then STATE --------------------------------------------------
+    def _count_rows(self, stream: str, rows: int) -> None:
+        """The SDK's record_count metric, for rows that skipped the SDK's per-record path."""
+        sink = self._audience_sinks.get(stream)
+        if sink is not None:
+            sink.record_counter_metric.increment(rows)
+
+    # ---- end of input: sync, then STATE ----------------------------------------------------
 
     def process_endofpipe(self) -> None:
-        from target_pinterest_audiences.runner import run_streams
+        from target_pinterest_audiences.loading import run_streams
 
-        sinks = self._audience_sinks()
-        failures: list[str] = []
-        plans: list[StreamPlan] = []
         try:
-            for sink in sinks:
-                if sink.rows == 0:
-                    # A SCHEMA without rows (say, an incremental tap with nothing new).
-                    if self.config.get("sync_mode", "explicit") == "mirror":
-                        failures.append(
-                            f"Stream '{sink.stream_name}' was refused and nothing was sent for "
-                            "it: it has no rows, and in mirror mode an empty stream would empty "
-                            "its customer list. Check the upstream query; to empty a list on "
-                            "purpose, send its members with sync_mode=explicit and action=remove."
-                        )
-                    else:
-                        self.logger.info(
-                            "Stream '%s' has no rows: nothing to send.", sink.stream_name
-                        )
-                    continue
-                try:
-                    # The parallel reader's workers, if any, deduplicate the members too.
-                    plans.append(sink.plan(self._reader.pool))
-                except StreamRefused as refused:
-                    failures.append(str(refused))
+            plans, failures = self.inputs.finish()
+            outcome = run_streams(self.settings, plans, self.logger)
         finally:
-            self._reader.close_pool()
-        if self.malformed_lines:
-            self.logger.warning("Skipped %d malformed input line(s).", self.malformed_lines)
-        try:
-            entries, run_failures = run_streams(self, plans)
-        finally:
-            for sink in sinks:
-                sink.clean_up()
-        failures.extend(run_failures)
+            self.inputs.close()
+            for sink in self._audience_sinks.values():
+                sink.clean_up()  # emits the SDK's record_count metric
+        failures.extend(outcome.failures)
         if failures:
             raise TargetError("\n".join(failures))
-        if self.config.get("dry_run"):
+        if self.settings.dry_run:
             self.logger.info("Dry run: nothing was written to Pinterest; no STATE emitted.")
             return
-        state = dict(self._latest_state or {})
+        state = dict(self._tap_state or {})
         previous = state.get(STATE_KEY)
         audiences = dict(previous) if isinstance(previous, dict) else {}
-        audiences.update(entries)
+        audiences.update(outcome.entries)
         state[STATE_KEY] = audiences
-        self._state_allowed = True
-        self._write_state_message(state)
-
-    def _write_state_message(self, state: dict) -> None:
-        # The SDK writes the tap's STATE whenever it drains; ours may only be written once
-        # Pinterest accepted everything it covers, with our entries in it.
-        if not self._state_allowed:
-            return
+        # Singer targets write the state value itself, once Pinterest accepted all it covers.
         sys.stdout.write(json.dumps(state, separators=(",", ":")) + "\n")
         sys.stdout.flush()
 
-    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        # The SDK drains and exits 0 on SIGTERM, which would claim a sync that did not happen.
+    def _stop_on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.logger.error(
             "Stopped by signal %d before the sync finished; no STATE was written. Run again: "
             "the target finds its lists by name and repeats only what is needed.",
@@ -344,18 +292,19 @@ class TargetPinterestAudiences(Target):
         )
         sys.exit(128 + signum)
 
-    # ---- CLI -----------------------------------------------------------------------------
+    # ---- CLI -------------------------------------------------------------------------------
 
     @classmethod
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
         try:
             super().invoke(*args, **kwargs)
-        except (TargetError, InputError, StreamRefused) as error:
+        except TargetError as error:
             _fail(cls.logger, str(error))
         except Exception as error:
+            from target_pinterest_audiences.ledger import LedgerError
             from target_pinterest_audiences.pinterest import PinterestError
 
-            if isinstance(error, PinterestError):
+            if isinstance(error, PinterestError | LedgerError):
                 _fail(cls.logger, str(error))
             raise
 

@@ -27,9 +27,8 @@ from hypothesis import strategies as st
 
 from target_pinterest_audiences.emulator import PinterestEmulator
 from target_pinterest_audiences.pinterest import PinterestError
-from target_pinterest_audiences.reader import InputError
-from target_pinterest_audiences.sink import StreamRefused
-from target_pinterest_audiences.target import TargetError, TargetPinterestAudiences
+from target_pinterest_audiences.errors import InputError, StreamRefused, TargetError
+from target_pinterest_audiences.target import TargetPinterestAudiences
 from tests.conftest import AD_ACCOUNT, TOKEN, TargetRunner, schema_message, sha
 
 MARKER = "zqx7"

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from target_pinterest_audiences import identifiers as ids
-from target_pinterest_audiences.identifiers import Invalid, member_digest
+from target_pinterest_audiences.input import identifiers as ids
+from target_pinterest_audiences.input.identifiers import Invalid, member_digest
 
 local_part = st.text(
     alphabet=string.ascii_letters + string.digits + "._%+-", min_size=1, max_size=30
@@ -186,7 +186,7 @@ def test_list_type_inference(kinds: set[str], expected: str) -> None:
 )
 @settings(max_examples=500)
 def test_the_fast_ascii_email_check_accepts_nothing_the_full_rule_refuses(text: str) -> None:
-    from target_pinterest_audiences.collect import PLAIN_EMAIL_RE
+    from target_pinterest_audiences.input.rows import PLAIN_EMAIL_RE
 
     if PLAIN_EMAIL_RE.fullmatch(text):
         assert ids.EMAIL_RE.fullmatch(text)
@@ -194,7 +194,7 @@ def test_the_fast_ascii_email_check_accepts_nothing_the_full_rule_refuses(text: 
 
 @given(email=emails)
 def test_the_collector_hashes_emails_exactly_as_the_identifier_rules_do(email: str) -> None:
-    from target_pinterest_audiences.collect import RowCollector
+    from target_pinterest_audiences.input.rows import RowCollector
 
     collector = RowCollector(mirror=False)
     collector.ingest({"segment_name": "L", "email": f" {email.upper()} "}, 1)

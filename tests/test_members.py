@@ -12,14 +12,25 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from target_pinterest_audiences.collect import RowCollector
-from target_pinterest_audiences.members import MemberStore
+from target_pinterest_audiences.input.rows import RowCollector
+from target_pinterest_audiences.input.members import MemberSet, MemberStore
 
 rows = st.lists(st.tuples(st.integers(0, 40), st.booleans()), max_size=300)
 
 
 def digest(n: int) -> bytes:
     return hashlib.sha256(str(n).encode()).digest()
+
+
+def append(store: MemberStore, member: bytes, is_add: bool) -> None:
+    """What the row collectors do with a member: append its record to its partition."""
+    store.parts[member[0]] += member + (b"\x01" if is_add else b"\x00")
+    store.spill_if_full()
+
+
+def members_of(members: MemberSet) -> list[bytes]:
+    blob = b"".join(members.blobs(1000))
+    return [blob[i : i + 32] for i in range(0, len(blob), 32)]
 
 
 def expected(pairs: list[tuple[int, bool]]) -> tuple[set[bytes], set[bytes]]:
@@ -37,16 +48,18 @@ def test_last_row_wins_with_or_without_spilling(
     store = MemberStore(flush_bytes=flush_every)
     try:
         for n, is_add in pairs:
-            store.add(digest(n), is_add)
+            append(store, digest(n), is_add)
         with ThreadPoolExecutor(2) as pool:
             adds, removes = store.finish(pool if pooled else None)
         want_adds, want_removes = expected(pairs)
-        got_adds, got_removes = list(adds), list(removes)
+        got_adds, got_removes = members_of(adds), members_of(removes)
         assert set(got_adds) == want_adds and len(got_adds) == len(want_adds) == adds.count
         assert set(got_removes) == want_removes and len(got_removes) == removes.count
         for size in (1, 3, 10_000):
-            assert [d for chunk in adds.chunks(size) for d in chunk] == got_adds
-            assert all(len(chunk) <= size for chunk in adds.chunks(size))
+            blobs = list(adds.blobs(size))
+            assert b"".join(blobs) == b"".join(got_adds)
+            assert all(len(blob) == 32 * size for blob in blobs[:-1])
+            assert all(0 < len(blob) <= 32 * size for blob in blobs)
     finally:
         store.close()
 
@@ -71,7 +84,7 @@ def test_blocks_collected_elsewhere_and_absorbed_in_order_equal_one_pass(
     first.absorb(pickle.loads(pickle.dumps(second)))  # as shipped from a worker process
     assert first.rows == whole.rows
     assert [bytes(p) for p in first.parts] == [bytes(p) for p in whole.parts]
-    assert first.segments == whole.segments
+    assert first.lists_named == whole.lists_named
 
 
 def test_a_second_list_in_a_later_block_is_seen_with_its_row_number() -> None:
@@ -82,7 +95,7 @@ def test_a_second_list_in_a_later_block_is_seen_with_its_row_number() -> None:
     second.ingest({"segment_name": "B", "email": "y@example.com"}, 11)
     first.absorb(pickle.loads(pickle.dumps(second)))
     assert first.refused
-    assert [(s.name, s.row, s.line) for s in first.segments] == [("A", 1, 1), ("B", 5, 11)]
+    assert [(s.name, s.row, s.line) for s in first.lists_named] == [("A", 1, 1), ("B", 5, 11)]
 
 
 def test_spilled_partitions_hold_only_digests_in_private_files_and_are_removed(
@@ -90,7 +103,7 @@ def test_spilled_partitions_hold_only_digests_in_private_files_and_are_removed(
 ) -> None:
     store = MemberStore(flush_bytes=33 * 10, temp_dir=str(tmp_path))
     for n in range(35):
-        store.add(digest(n), n % 3 != 0)
+        append(store, digest(n), n % 3 != 0)
     files = list(tmp_path.rglob("*.bin"))
     assert files
     for file in files:
@@ -100,20 +113,3 @@ def test_spilled_partitions_hold_only_digests_in_private_files_and_are_removed(
     assert adds.count + removes.count == 35
     store.close()
     assert not any(tmp_path.iterdir())
-
-
-@given(pairs=rows, flush_every=st.integers(33, 2000), size=st.integers(1, 7))
-@settings(max_examples=60, deadline=None)
-def test_blobs_carry_the_same_digests_as_chunks(
-    pairs: list[tuple[int, bool]], flush_every: int, size: int
-) -> None:
-    store = MemberStore(flush_bytes=flush_every)
-    try:
-        for n, is_add in pairs:
-            store.add(digest(n), is_add)
-        adds, _ = store.finish()
-        blobs = list(adds.blobs(size))
-        assert all(0 < len(blob) <= 32 * size for blob in blobs)
-        assert b"".join(blobs) == b"".join(d for chunk in adds.chunks(size) for d in chunk)
-    finally:
-        store.close()

@@ -14,23 +14,24 @@ import multiprocessing
 import os
 import typing as t
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 
 import msgspec
 
-from target_pinterest_audiences.collect import RowCollector, decode_record_line
+from target_pinterest_audiences.input.rows import RowCollector, decode_record_line
 
 BLOCK_BYTES = 1 << 20
 _decode = msgspec.json.Decoder().decode
 
-# A block's results, in input order: collected rows, or one other message with its line.
-Segment = (
+# One item of a block's results, in input order: rows collected per stream, or one other
+# message with its line number.
+BlockItem = (
     tuple[t.Literal["records"], dict[str, RowCollector]] | tuple[t.Literal["message"], int, t.Any]
 )
 
 
-def collect_block(block: bytes, first_line: int, mirror: bool) -> list[Segment]:
-    segments: list[Segment] = []
+def collect_block(block: bytes, first_line: int, mirror: bool) -> list[BlockItem]:
+    items: list[BlockItem] = []
     collectors: dict[str, RowCollector] = {}
     line = first_line - 1
     for raw in block.split(b"\n"):
@@ -57,12 +58,12 @@ def collect_block(block: bytes, first_line: int, mirror: bool) -> list[Segment]:
         except msgspec.DecodeError:
             message = _MALFORMED
         if collectors:
-            segments.append(("records", collectors))
+            items.append(("records", collectors))
             collectors = {}
-        segments.append(("message", line, message))
+        items.append(("message", line, message))
     if collectors:
-        segments.append(("records", collectors))
-    return segments
+        items.append(("records", collectors))
+    return items
 
 
 class _Malformed:
@@ -98,15 +99,42 @@ def blocks(stream: t.BinaryIO, first: bytes) -> Iterator[tuple[bytes, int]]:
         yield leftover, line
 
 
-def worker_count(configured: object) -> int:
+def worker_count(configured: int | None) -> int:
+    """Worker processes for reading: one per core, at most two; none on one core."""
     if configured is not None:
-        return max(0, int(configured))  # type: ignore[call-overload]
-    return min(2, os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0
+        return max(0, configured)
+    cores = os.cpu_count() or 1
+    return min(2, cores) if cores > 1 else 0
 
 
-def start_pool(workers: int) -> ProcessPoolExecutor:
-    # fork, while the target is still single-threaded (reading comes before any sending):
-    # workers start at once, share the parent's pages, and import nothing. spawn and
-    # forkserver would re-run the console script in every worker, SDK imports and all.
-    context = multiprocessing.get_context("fork")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+class WorkerPool:
+    """The reader's worker processes, started on first use and closed by their one owner.
+
+    Forked, while the target is still single-threaded (reading comes before any sending):
+    workers start at once, share the parent's pages, and import nothing. spawn and forkserver
+    would re-run the console script in every worker, SDK imports and all. The same workers
+    deduplicate the members once the input has ended.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._executor: ProcessPoolExecutor | None = None
+
+    def submit_block(self, block: bytes, first_line: int, mirror: bool) -> Future[list[BlockItem]]:
+        return self.executor().submit(collect_block, block, first_line, mirror)
+
+    def executor(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            context = multiprocessing.get_context("fork")
+            self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        return self._executor
+
+    @property
+    def started(self) -> Executor | None:
+        """The executor if the workers run already (deduplication uses them then), else None."""
+        return self._executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(cancel_futures=True)
+            self._executor = None

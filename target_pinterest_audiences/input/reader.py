@@ -8,7 +8,10 @@ number only.
 Two paths, same semantics. Sequential: each line is decoded here and a RECORD of a known
 stream goes straight to its sink's collector. Parallel (binary input of more than one block,
 several cores, no stream maps): blocks of lines are collected by worker processes
-(`parallel.py`) and their results applied here in input order.
+(`workers.py`) and their results applied here in input order.
+
+Where rows go, and what a malformed line means, is `InputStreams`'s business: the target routes
+the reader to it once (`route_to`).
 """
 
 from __future__ import annotations
@@ -17,20 +20,20 @@ import io
 import sys
 import typing as t
 from collections import Counter, deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 
 import msgspec
 from singer_sdk.singerlib.encoding.base import GenericSingerReader
 
-from target_pinterest_audiences import parallel
-from target_pinterest_audiences.collect import AudienceRecord, RowCollector, decode_record_line
+from target_pinterest_audiences.errors import InputError
+from target_pinterest_audiences.input import workers
+from target_pinterest_audiences.input.rows import decode_record_line
+
+if t.TYPE_CHECKING:
+    from target_pinterest_audiences.input.streams import InputStreams
 
 _decoder = msgspec.json.Decoder()
 TICK_RECORDS = 8192  # a power of two: the check is a bit mask
-
-
-class InputError(Exception):
-    """The input cannot be processed; the message names the line and what to do."""
 
 
 class AudienceReader(GenericSingerReader[t.Any]):
@@ -39,19 +42,16 @@ class AudienceReader(GenericSingerReader[t.Any]):
     def __init__(self) -> None:
         super().__init__()
         self.line_number = 0
-        # Called with (line_number, why) for a line that is not a JSON object with a "type".
-        # The target decides whether that is fatal (on_invalid_record=fail) or counted.
-        self.on_malformed: t.Callable[[int, str], None] = _raise_malformed
-        # stream name -> the sink's ingest_record(record, line) / absorb(block). Records
-        # of these streams skip the SDK's per-record path entirely. Filled by the target
-        # when no stream maps are set.
-        self.ingesters: dict[str, t.Callable[[AudienceRecord, int], None]] = {}
-        self.absorbers: dict[str, t.Callable[[RowCollector], None]] = {}
-        # Called every TICK_RECORDS records or every block (progress logs, metrics, spilling).
-        self.on_tick: t.Callable[[], None] = _nothing
-        self.parallel_workers = 0  # 0: sequential only
-        self.mirror = False
-        self.pool: ProcessPoolExecutor | None = None  # kept for deduplication, then shut down
+        self.streams: InputStreams | None = None
+
+    def route_to(self, streams: InputStreams) -> None:
+        """Send RECORD rows of known streams, ticks and malformed lines to `streams`."""
+        self.streams = streams
+
+    def _routes(self) -> InputStreams:
+        if self.streams is None:
+            raise RuntimeError("AudienceReader.route_to() was not called")
+        return self.streams
 
     @property
     def default_input(self) -> t.IO[t.Any]:
@@ -71,9 +71,9 @@ class AudienceReader(GenericSingerReader[t.Any]):
     ) -> t.Counter[str]:
         stream = file_input if file_input is not None else self.default_input
         binary = _binary(stream)
-        if binary is not None and self.parallel_workers > 0:
-            first = binary.read(parallel.BLOCK_BYTES)
-            if len(first) < parallel.BLOCK_BYTES:  # small input: not worth a process pool
+        if binary is not None and self._routes().pool.workers > 0:
+            first = binary.read(workers.BLOCK_BYTES)
+            if len(first) < workers.BLOCK_BYTES:  # small input: not worth a process pool
                 return self._sequential(io.BytesIO(first), callbacks)
             return self._parallel(binary, first, callbacks)
         return self._sequential(binary if binary is not None else stream, callbacks)
@@ -84,9 +84,12 @@ class AudienceReader(GenericSingerReader[t.Any]):
         self, stream: t.Iterable[t.Any], callbacks: dict[str, t.Callable[[dict], None]]
     ) -> t.Counter[str]:
         stats: Counter[str] = Counter()
+        routes = self._routes()
         decode = _decoder.decode
         decode_fast = decode_record_line
-        ingesters = self.ingesters
+        ingesters = routes.ingesters  # filled in place as SCHEMA messages arrive
+        tick = routes.tick
+        malformed = routes.malformed
         records = 0
         line_number = 0
         for line in stream:
@@ -101,7 +104,7 @@ class AudienceReader(GenericSingerReader[t.Any]):
                         ingest(fast.record, line_number)
                         records += 1
                         if not records & (TICK_RECORDS - 1):
-                            self.on_tick()
+                            tick()
                         continue
             except msgspec.ValidationError:
                 pass  # "record" is not an object: the general path counts the row
@@ -109,14 +112,14 @@ class AudienceReader(GenericSingerReader[t.Any]):
                 self.line_number = line_number
                 if not line.strip():
                     continue  # blank lines are harmless
-                self.on_malformed(line_number, "is not valid JSON")
+                malformed(line_number, "is not valid JSON")
                 stats["MALFORMED"] += 1
                 continue
             self.line_number = line_number
             try:
                 message = decode(line)
             except msgspec.DecodeError:  # valid up to where the fast decoder stopped
-                self.on_malformed(line_number, "is not valid JSON")
+                malformed(line_number, "is not valid JSON")
                 stats["MALFORMED"] += 1
                 continue
             self._dispatch(message, line_number, callbacks, stats)
@@ -133,13 +136,15 @@ class AudienceReader(GenericSingerReader[t.Any]):
     ) -> None:
         """Any message but a fast-path RECORD, in input order."""
         if type(message) is not dict:
-            self.on_malformed(line_number, "is not a JSON object")
+            self._routes().malformed(line_number, "is not a JSON object")
             stats["MALFORMED"] += 1
             return
         message_type = message.get("type")
         callback = callbacks.get(message_type) if isinstance(message_type, str) else None
         if callback is None:
-            self.on_malformed(line_number, "is not a Singer message (unknown or missing 'type')")
+            self._routes().malformed(
+                line_number, "is not a Singer message (unknown or missing 'type')"
+            )
             stats["MALFORMED"] += 1
             return
         callback(message)
@@ -154,15 +159,12 @@ class AudienceReader(GenericSingerReader[t.Any]):
         callbacks: dict[str, t.Callable[[dict], None]],
     ) -> t.Counter[str]:
         stats: Counter[str] = Counter()
-        if self.pool is None:
-            self.pool = parallel.start_pool(self.parallel_workers)
-        pending: deque[Future[list[parallel.Segment]]] = deque()
-        window = 2 * self.parallel_workers  # blocks in flight: bounded memory
+        pool = self._routes().pool
+        pending: deque[Future[list[workers.BlockItem]]] = deque()
+        window = 2 * pool.workers  # blocks in flight: bounded memory
         try:
-            for block, first_line in parallel.blocks(binary, first):
-                pending.append(
-                    self.pool.submit(parallel.collect_block, block, first_line, self.mirror)
-                )
+            for block, first_line in workers.blocks(binary, first):
+                pending.append(pool.submit_block(block, first_line, self._mirror))
                 if len(pending) >= window:
                     self._apply(pending.popleft().result(), callbacks, stats)
             while pending:
@@ -175,36 +177,37 @@ class AudienceReader(GenericSingerReader[t.Any]):
 
     def _apply(
         self,
-        segments: list[parallel.Segment],
+        items: list[workers.BlockItem],
         callbacks: dict[str, t.Callable[[dict], None]],
         stats: Counter[str],
     ) -> None:
-        for segment in segments:
-            if segment[0] == "records":
-                for name, block in segment[1].items():
-                    absorb = self.absorbers.get(name)
-                    if absorb is None:
-                        # Not a stream with a sink yet: the general path raises the error.
+        routes = self._routes()
+        for item in items:
+            if item[0] == "records":
+                for name, block in item[1].items():
+                    stream = routes.get(name)
+                    if stream is None:
+                        # Not a stream with a SCHEMA yet: the general path raises the error.
                         self.line_number = block.first_line
                         callbacks["RECORD"]({"type": "RECORD", "stream": name, "record": {}})
                         continue
-                    absorb(block)
+                    stream.absorb(block)
                     stats["RECORD"] += block.rows
                     self.line_number = block.first_line
                 continue
-            _, line_number, message = segment
+            _, line_number, message = item
             self.line_number = line_number
-            if parallel.is_malformed(message):
-                self.on_malformed(line_number, "is not valid JSON")
+            if workers.is_malformed(message):
+                routes.malformed(line_number, "is not valid JSON")
                 stats["MALFORMED"] += 1
                 continue
             self._dispatch(message, line_number, callbacks, stats)
-        self.on_tick()
+        routes.tick()
 
-    def close_pool(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
-            self.pool = None
+    @property
+    def _mirror(self) -> bool:
+        # Mirror mode ignores each row's action (the worker collectors must know it).
+        return self._routes().settings.sync_mode == "mirror"
 
     def assert_line_requires(  # type: ignore[override]
         self, line_dict: dict, requires: set[str]
@@ -226,11 +229,3 @@ def _binary(stream: t.Any) -> t.BinaryIO | None:
     if isinstance(buffer, io.BufferedIOBase | io.RawIOBase):
         return t.cast(t.BinaryIO, buffer)
     return None
-
-
-def _nothing() -> None:
-    return None
-
-
-def _raise_malformed(line_number: int, why: str) -> None:
-    raise InputError(f"input line {line_number} {why}")

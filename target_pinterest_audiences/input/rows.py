@@ -4,7 +4,7 @@ A `RowCollector` is pure (no Singer, no I/O) so that the same code runs in the t
 process and in the parallel reader's worker processes: a worker collects one block of input
 into a fresh collector and the target `absorb`s it into the stream's collector, in input order.
 Members come out as 33-byte records (digest + action byte) appended to one of 256 partitions
-chosen by the digest's first byte; `members.MemberStore` deduplicates them (last row wins).
+chosen by the digest's first byte; `input.members.MemberStore` deduplicates them (last row wins).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from hashlib import sha256
 
 import msgspec
 
-from target_pinterest_audiences.identifiers import (
+from target_pinterest_audiences.input.identifiers import (
     EMAIL_RE,
     FIELD_KIND,
     IDENTIFIER_FIELDS,
@@ -74,8 +74,9 @@ _plain_email_fullmatch = PLAIN_EMAIL_RE.fullmatch
 
 
 @dataclass(frozen=True)
-class SegmentSeen:
-    """A (segment_name, segment_id) as normalized, where it was first seen, and what is wrong."""
+class ListNamed:
+    """A customer list a stream's rows name: (segment_name, segment_id) as normalized, where it
+    was first named, and what is wrong with it if anything."""
 
     name: str | None
     segment_id: str | None
@@ -83,7 +84,7 @@ class SegmentSeen:
     line: int
     problem: str | None = None
 
-    def same_list(self, other: SegmentSeen) -> bool:
+    def same_list(self, other: ListNamed) -> bool:
         return (self.name, self.segment_id) == (other.name, other.segment_id)
 
 
@@ -116,7 +117,7 @@ class RowCollector:
         self.kinds: set[str] = set()
         self.first_invalid: tuple[int, int, str] | None = None  # row, line, reason
         # The first two distinct lists named: two are enough to refuse the stream.
-        self.segments: list[SegmentSeen] = []
+        self.lists_named: list[ListNamed] = []
         self.parts = parts if parts is not None else [bytearray() for _ in range(PARTITIONS)]
         self.refused = False  # set once this collector alone shows the stream names two lists
         self.first_line = 0  # input line of the first row (set by the parallel reader)
@@ -142,7 +143,7 @@ class RowCollector:
         name = record.segment_name
         segment_id = record.segment_id
         if name != self._last_name or segment_id != self._last_id:
-            self._see_segment(name, segment_id, line)
+            self._see_list(name, segment_id, line)
             if self.refused:
                 return
         action = record.action
@@ -204,18 +205,18 @@ class RowCollector:
         if self.first_invalid is None:
             self.first_invalid = (self.rows, line, reason.value)
 
-    def _see_segment(self, name: object, segment_id: object, line: int) -> None:
+    def _see_list(self, name: object, segment_id: object, line: int) -> None:
         self._last_name, self._last_id = name, segment_id
         clean_name, clean_id, problem = clean_segment(name, segment_id)
-        self._note_list(SegmentSeen(clean_name, clean_id, self.rows, line, problem))
+        self._note_list(ListNamed(clean_name, clean_id, self.rows, line, problem))
 
-    def _note_list(self, seen: SegmentSeen) -> None:
+    def _note_list(self, seen: ListNamed) -> None:
         """Remember a list named for the first time; two lists (or a bad one) refuse the stream."""
-        if any(known.same_list(seen) for known in self.segments):
+        if any(known.same_list(seen) for known in self.lists_named):
             return
-        if len(self.segments) < 2:
-            self.segments.append(seen)
-        if len(self.segments) > 1 or seen.problem is not None:
+        if len(self.lists_named) < 2:
+            self.lists_named.append(seen)
+        if len(self.lists_named) > 1 or seen.problem is not None:
             self.refused = True
 
     # ---- merging a worker's block ---------------------------------------------------------
@@ -226,7 +227,7 @@ class RowCollector:
         self.rows += block.rows
         if self.refused:
             return
-        for seen in block.segments:
+        for seen in block.lists_named:
             self._note_list(dataclasses.replace(seen, row=seen.row + offset))
             if self.refused:
                 return

@@ -1,7 +1,7 @@
 """A stream's members, deduplicated with flat memory: last row wins.
 
 Members arrive as 33-byte records (32-byte digest + action byte 1=add, 0=remove) appended, in
-input order, to one of 256 partitions by the digest's first byte (see `collect.py`). Beyond a
+input order, to one of 256 partitions by the digest's first byte (see `rows.py`). Beyond a
 bound the partitions are appended to one file each. `finish()` then deduplicates partition by
 partition (a dict of one partition at a time, the latest record of a digest winning) and
 writes the ADD and REMOVE sets partition after partition (unsorted: order of sending does not
@@ -21,50 +21,43 @@ from collections.abc import Iterator
 from concurrent.futures import Executor
 from pathlib import Path
 
-from target_pinterest_audiences.collect import PARTITIONS
+from target_pinterest_audiences.input.rows import PARTITIONS
 
 DIGEST_SIZE = 32
 RECORD_SIZE = DIGEST_SIZE + 1
 
 
 class MemberSet:
-    """A finished, deduplicated set of digests: in memory or in files of 32-byte records."""
+    """A finished, deduplicated set of members: 32-byte digests concatenated, in memory or in files.
 
-    def __init__(self, digests: list[bytes] | None = None, paths: list[Path] | None = None,
-                 count: int = 0) -> None:  # fmt: skip
-        self._digests = digests
-        self._paths = paths or []
-        self.count = len(digests) if digests is not None else count
+    Members leave it only as blobs (`bytes` of whole digests), the one shape they travel in from
+    here to the ledger and the wire.
+    """
 
-    def chunks(self, size: int) -> Iterator[list[bytes]]:
-        """The digests in lists of at most ``size``."""
-        if self._digests is not None:
-            for start in range(0, len(self._digests), size):
-                yield self._digests[start : start + size]
-            return
-        for blob in self.blobs(size):
-            yield _split(blob)
+    def __init__(self, *, parts: t.Sequence[bytes] = (), paths: t.Sequence[Path] = (),
+                 count: int | None = None) -> None:  # fmt: skip
+        self._parts = [part for part in parts if part]
+        self._paths = list(paths)
+        self.count = sum(map(len, self._parts)) // DIGEST_SIZE if count is None else count
 
     def blobs(self, size: int) -> Iterator[bytes]:
-        """The digests concatenated, at most ``size`` to a blob (no per-digest objects)."""
-        if self._digests is not None:
-            for chunk in self.chunks(size):
-                yield b"".join(chunk)
-            return
+        """The members in blobs of `size` digests (the last one may hold fewer)."""
+        want = DIGEST_SIZE * size
         pending = b""
-        for path in self._paths:
-            with path.open("rb") as file:
-                while block := file.read(DIGEST_SIZE * size - len(pending)):
-                    pending += block
-                    if len(pending) == DIGEST_SIZE * size:
-                        yield pending
-                        pending = b""
+        for piece in self._pieces(want):
+            pending = pending + piece if pending else piece
+            while len(pending) >= want:
+                yield pending[:want]
+                pending = pending[want:]
         if pending:
             yield pending
 
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self.chunks(8192):
-            yield from chunk
+    def _pieces(self, block: int) -> Iterator[bytes]:
+        yield from self._parts
+        for path in self._paths:
+            with path.open("rb") as file:
+                while piece := file.read(block):
+                    yield piece
 
 
 def dedupe(data: bytes | bytearray) -> tuple[bytes, bytes]:
@@ -110,11 +103,6 @@ class MemberStore:
         self._temp_dir: Path | None = None
         self._spilled: set[int] = set()
 
-    def add(self, digest: bytes, is_add: bool) -> None:
-        """One member (the collectors append to `parts` directly; this is for tests and tools)."""
-        self.parts[digest[0]] += digest + (b"\x01" if is_add else b"\x00")
-        self.spill_if_full()
-
     def spill_if_full(self) -> None:
         """Spill the partitions to disk once they hold more than the bound (call it often)."""
         if sum(map(len, self.parts)) >= self.flush_bytes:
@@ -140,10 +128,10 @@ class MemberStore:
             for data in self.parts:
                 if data:
                     part_adds, part_removes = dedupe(data)
-                    adds.extend(_split(part_adds))
-                    removes.extend(_split(part_removes))
+                    adds.append(part_adds)
+                    removes.append(part_removes)
                     data.clear()
-            return MemberSet(adds), MemberSet(removes)
+            return MemberSet(parts=adds), MemberSet(parts=removes)
         directory = self._ensure_temp_dir()
         jobs = [
             (
@@ -179,10 +167,6 @@ class MemberStore:
         if self._temp_dir is not None:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
             self._temp_dir = None
-
-
-def _split(blob: bytes) -> list[bytes]:
-    return [blob[i : i + DIGEST_SIZE] for i in range(0, len(blob), DIGEST_SIZE)]
 
 
 def _private_file(path: Path):

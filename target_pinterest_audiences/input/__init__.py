@@ -1,0 +1,1 @@
+"""The input side: Singer messages in, one checked `StreamPlan` per stream out (no sending)."""

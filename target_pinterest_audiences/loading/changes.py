@@ -1,0 +1,195 @@
+"""What a stream changes in its list, by sync mode: the strategies over the same primitives.
+
+Explicit mode sends what the rows say: their adds and their removes. Mirror mode makes the
+list equal to the stream: it diffs the stream's members against the ledger of members Pinterest
+accepted before, sends the difference, and records each call in the ledger once Pinterest
+accepted it. Pinterest cannot list a list's members, so the ledger is the only memory of who is
+in it; a crash at any point leaves a ledger that the next run's diff completes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import typing as t
+from collections.abc import Iterator
+
+from target_pinterest_audiences.errors import StreamRefused
+
+if t.TYPE_CHECKING:
+    from target_pinterest_audiences.input.plan import StreamPlan
+    from target_pinterest_audiences.ledger import Ledger, MembershipDiff
+    from target_pinterest_audiences.loading.resolve import ResolvedList
+    from target_pinterest_audiences.loading.sender import Operation
+
+LOAD_BLOB = 50_000  # members per blob when streaming a stream's members into the ledger's diff
+
+
+class Changes(t.Protocol):
+    """The members to add and remove, and what to do once Pinterest accepted a call."""
+
+    add_count: int
+    remove_count: int
+
+    def adds(self, chunk: int) -> Iterator[bytes]: ...
+    def removes(self, chunk: int) -> Iterator[bytes]: ...
+    def accepted(self, list_id: str, operation: Operation, blob: bytes) -> None: ...
+
+
+class Strategy(t.Protocol):
+    def locked(self, plan: StreamPlan) -> t.ContextManager[None]: ...
+    def locked_list(self, list_id: str) -> t.ContextManager[None]: ...
+    def changes(
+        self, plan: StreamPlan, resolved: ResolvedList | None, *, check: bool
+    ) -> t.ContextManager[Changes]: ...
+
+
+class ExplicitChanges:
+    """Explicit mode: each row's action, as the stream's last row of each member says."""
+
+    def __init__(self, plan: StreamPlan) -> None:
+        self._plan = plan
+        self.add_count = plan.adds.count
+        self.remove_count = plan.removes.count
+
+    def adds(self, chunk: int) -> Iterator[bytes]:
+        return self._plan.adds.blobs(chunk)
+
+    def removes(self, chunk: int) -> Iterator[bytes]:
+        return self._plan.removes.blobs(chunk)
+
+    def accepted(self, list_id: str, operation: Operation, blob: bytes) -> None:
+        return None  # nothing to remember
+
+
+class Explicit:
+    """Explicit mode needs no lock and no memory."""
+
+    def locked(self, plan: StreamPlan) -> t.ContextManager[None]:
+        return contextlib.nullcontext()
+
+    def locked_list(self, list_id: str) -> t.ContextManager[None]:
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def changes(
+        self, plan: StreamPlan, resolved: ResolvedList | None, *, check: bool
+    ) -> Iterator[Changes]:
+        yield ExplicitChanges(plan)
+
+
+class MirrorChanges:
+    """Mirror mode: the difference between the stream and the ledger, confirmed call by call."""
+
+    def __init__(self, ledger: Ledger, account: str, diff: MembershipDiff) -> None:
+        self._ledger = ledger
+        self._account = account
+        self._diff = diff
+        self.add_count = diff.add_count
+        self.remove_count = diff.remove_count
+
+    def adds(self, chunk: int) -> Iterator[bytes]:
+        return self._diff.adds(chunk)
+
+    def removes(self, chunk: int) -> Iterator[bytes]:
+        return self._diff.removes(chunk)
+
+    def accepted(self, list_id: str, operation: Operation, blob: bytes) -> None:
+        if operation == "ADD":
+            self._ledger.confirm_added(self._account, list_id, blob)
+        else:
+            self._ledger.confirm_removed(self._account, list_id, blob)
+
+
+class Mirror:
+    """Mirror mode: one run at a time per list (ledger locks), the removal guard, the diff."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        account: str,
+        logger: logging.Logger,
+        *,
+        max_removal_fraction: float,
+        lock_wait_seconds: float,
+    ) -> None:
+        self.ledger = ledger
+        self.account = account
+        self.logger = logger
+        self.max_removal_fraction = max_removal_fraction
+        self.lock_wait_seconds = lock_wait_seconds
+        self._locked: set[str] = set()
+
+    def locked(self, plan: StreamPlan) -> t.ContextManager[None]:
+        key = f"list:{plan.segment_id}" if plan.segment_id else f"name:{plan.segment_name}"
+        return self._lock(key)
+
+    def locked_list(self, list_id: str) -> t.ContextManager[None]:
+        # A run naming this list by segment_id locks its id: take that lock too, so that runs
+        # by name and by id on one list never interleave their ledger updates.
+        return self._lock(f"list:{list_id}")
+
+    @contextlib.contextmanager
+    def _lock(self, key: str) -> Iterator[None]:
+        if key in self._locked:
+            yield
+            return
+        with self.ledger.lock(self.account, key, wait_seconds=self.lock_wait_seconds):
+            self._locked.add(key)
+            try:
+                yield
+            finally:
+                self._locked.discard(key)
+
+    @contextlib.contextmanager
+    def changes(
+        self, plan: StreamPlan, resolved: ResolvedList | None, *, check: bool
+    ) -> Iterator[Changes]:
+        list_id = resolved.id if resolved is not None else None
+        if check and plan.adds.count == 0:
+            known = self.ledger.count(self.account, list_id) if list_id else 0
+            raise StreamRefused(
+                f"Stream '{plan.stream}' was refused and nothing was sent for it: in mirror mode "
+                f"an empty stream would empty the list (remove all {known} members the ledger "
+                "knows for it). If that is really wanted, remove the members with "
+                "sync_mode=explicit and action=remove."
+            )
+        with self.ledger.diff(self.account, list_id, plan.adds.blobs(LOAD_BLOB)) as diff:
+            if check:
+                self._check(plan, resolved, diff)
+            yield MirrorChanges(self.ledger, self.account, diff)
+
+    def _check(self, plan: StreamPlan, resolved: ResolvedList | None, diff: MembershipDiff) -> None:
+        if (
+            resolved is not None
+            and resolved.existed
+            and resolved.uploaded_records
+            and diff.known_count == 0
+        ):
+            self.logger.warning(
+                "Stream '%s': customer list %s already has members this target did not "
+                "add (%d uploaded records). They are not known to the ledger and will not "
+                "be removed.",
+                plan.stream,
+                resolved.id,
+                resolved.uploaded_records,
+            )
+        known, removing = diff.known_count, diff.remove_count
+        limit = self.max_removal_fraction
+        if known and limit < 1.0 and removing > limit * known:
+            raise StreamRefused(
+                f"Stream '{plan.stream}' was refused and nothing was sent for it: mirror mode "
+                f"would remove {removing} of the {known} members the ledger knows for this list "
+                f"({removing / known:.0%}), more than max_removal_fraction={limit}. If the "
+                "upstream query is right, raise max_removal_fraction (1.0 turns the guard off) "
+                "for this run."
+            )
+        self.logger.info(
+            "Stream '%s': mirror plan for list %s: %d desired, %d known, %d to add, %d to remove.",
+            plan.stream,
+            resolved.id if resolved is not None else "(not created yet)",
+            diff.desired_count,
+            known,
+            diff.add_count,
+            removing,
+        )

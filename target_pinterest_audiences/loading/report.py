@@ -1,0 +1,95 @@
+"""What a run tells: the stream's STATE entry, the log lines a user reads, the dry run's lines."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+import time
+import typing as t
+
+from target_pinterest_audiences.input.plan import format_reasons
+
+if t.TYPE_CHECKING:
+    from target_pinterest_audiences.input.plan import StreamPlan
+    from target_pinterest_audiences.loading.resolve import ResolvedList
+    from target_pinterest_audiences.loading.sender import Sent
+
+
+def state_entry(
+    account: str,
+    plan: StreamPlan,
+    resolved: ResolvedList | None,
+    audience_id: str | None,
+    sent: Sent,
+) -> dict[str, t.Any]:
+    """The stream's entry under `pinterest_audiences` in the STATE the target writes."""
+    return {
+        "ad_account_id": account,
+        "segment_name": (resolved.name if resolved else None) or plan.segment_name,
+        "customer_list_id": resolved.id if resolved else None,
+        "audience_id": audience_id,
+        "list_type": resolved.list_type if resolved else plan.list_type,
+        "records_added": sent.added,
+        "records_removed": sent.removed,
+        "records_invalid": plan.records_invalid,
+        "invalid_by_reason": dict(sorted(plan.invalid_by_reason.items())),
+        "synced_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def log_read(logger: logging.Logger, plan: StreamPlan) -> None:
+    """What the input held, before anything is sent."""
+    logger.info(
+        "Stream '%s': read %d row(s): %d member(s) to add, %d to remove, "
+        "%d invalid row(s) skipped (%s), %d invalid identifier(s) dropped from valid rows "
+        "(%s).",
+        plan.stream,
+        plan.rows,
+        plan.adds.count,
+        plan.removes.count,
+        plan.records_invalid,
+        format_reasons(plan.invalid_by_reason),
+        sum(plan.rejected_identifiers.values()),
+        format_reasons(plan.rejected_identifiers),
+    )
+
+
+def log_summary(
+    logger: logging.Logger,
+    plan: StreamPlan,
+    entry: dict[str, t.Any],
+    *,
+    started: float,
+    stats_before: dict[str, t.Any],
+    stats_after: dict[str, t.Any],
+) -> None:
+    """The one line per stream a user reads after a run."""
+    logger.info(
+        "Summary: stream '%s' synced in %.1fs: %d rows, %d invalid (%s), %d added, "
+        "%d removed, %d write calls (%.1fs waiting for the quota), %d retries; "
+        "list %s, audience %s.",
+        plan.stream,
+        time.monotonic() - started,
+        plan.rows,
+        plan.records_invalid,
+        format_reasons(plan.invalid_by_reason),
+        entry["records_added"],
+        entry["records_removed"],
+        stats_after["writes"] - stats_before["writes"],
+        stats_after["pacer_wait_seconds"] - stats_before["pacer_wait_seconds"],
+        stats_after["retries"] - stats_before["retries"],
+        entry["customer_list_id"],
+        entry["audience_id"],
+    )
+
+
+def print_dry_run(plan: StreamPlan, list_line: str, *, adds: int, removes: int, chunk: int) -> None:
+    """What a real run would do for this stream (on stderr: stdout carries only STATE)."""
+    print(
+        f"[dry run] stream '{plan.stream}': {list_line}; would add {adds} and remove "
+        f"{removes} member(s) in calls of at most {chunk}; {plan.rows} row(s) read, invalid "
+        f"rows: {format_reasons(plan.invalid_by_reason)}. Nothing was sent.",
+        file=sys.stderr,
+        flush=True,
+    )

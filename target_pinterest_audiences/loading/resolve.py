@@ -1,0 +1,219 @@
+"""Find or create a stream's customer list and its CUSTOMER_LIST audience, never twice.
+
+Both follow one rule (`create_once`): create, and when the answer to a create was lost (the
+connection dropped after the request may have reached Pinterest), look the object up before
+creating again; a create that timed out may still land, so an empty answer is trusted only
+after looking again for a while.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import typing as t
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from target_pinterest_audiences.errors import StreamFailed, StreamRefused
+from target_pinterest_audiences.pinterest import (
+    PinterestApiError,
+    PinterestClient,
+    WriteOutcomeUnknown,
+)
+
+if t.TYPE_CHECKING:
+    from target_pinterest_audiences.input.plan import StreamPlan
+
+_T = t.TypeVar("_T")
+CREATE_ATTEMPTS = 3
+
+# Pinterest refuses an audience for a list with too few matched users with a 4xx like this;
+# the list is fine and a later run attaches the audience.
+_AUDIENCE_NOT_YET_STATUSES = frozenset({400, 409, 422})
+
+
+@dataclass(frozen=True)
+class ResolvedList:
+    """A customer list the stream loads into, as Pinterest described it."""
+
+    id: str
+    name: str | None
+    existed: bool  # False: this run created it
+    list_type: str
+    uploaded_records: int = 0
+
+
+@dataclass(frozen=True)
+class Created(t.Generic[_T]):
+    value: _T
+    recovered: bool  # found by looking up after the create's answer was lost
+
+
+def create_once(
+    create: Callable[[], _T],
+    look_up: Callable[[], _T | None],
+    *,
+    settle_seconds: float,
+    on_lost: Callable[[], None],
+) -> Created[_T] | None:
+    """Create; when the answer was lost, look up (and again while it may land) before retrying.
+
+    None when every attempt's answer was lost and nothing was found.
+    """
+    for _attempt in range(CREATE_ATTEMPTS):
+        try:
+            return Created(create(), recovered=False)
+        except WriteOutcomeUnknown:
+            on_lost()
+            found = look_again(look_up, settle_seconds)
+            if found is not None:
+                return Created(found, recovered=True)
+    return None
+
+
+def look_again(look_up: Callable[[], _T | None], settle_seconds: float) -> _T | None:
+    """`look_up()`, repeated with growing pauses for up to `settle_seconds` while it finds
+    nothing."""
+    found = look_up()
+    waited, pause = 0.0, settle_seconds / 16
+    while found is None and waited < settle_seconds:
+        step = min(pause, settle_seconds - waited)
+        time.sleep(step)
+        waited += step
+        pause *= 2
+        found = look_up()
+    return found
+
+
+class Lists:
+    """Customer lists: by `segment_id`, else by exact name (the most recent), else created."""
+
+    def __init__(
+        self, client: PinterestClient, logger: logging.Logger, *, settle_seconds: float
+    ) -> None:
+        self.client = client
+        self.logger = logger
+        self.settle_seconds = settle_seconds
+
+    def find(self, plan: StreamPlan) -> ResolvedList | None:
+        if plan.segment_id is not None:
+            try:
+                found = self.client.get_customer_list(plan.segment_id)
+            except PinterestApiError as error:
+                if error.status == 404:
+                    raise StreamRefused(
+                        f"Stream '{plan.stream}': segment_id {plan.segment_id} is not a customer "
+                        f"list of ad account {self.client.ad_account_id} (Pinterest answered "
+                        f"{error.status}: {error.api_message}). Check the segment_id column, "
+                        "or leave it empty to create or reuse a list by segment_name."
+                    ) from None
+                raise
+            return _resolved(found, plan.list_type)
+        matches = self._named(t.cast(str, plan.segment_name))
+        if matches is None:
+            return None
+        if len(matches) > 1:
+            self.logger.warning(
+                "Stream '%s': %d customer lists are named %r; using the most recent (id %s).",
+                plan.stream,
+                len(matches),
+                plan.segment_name,
+                _most_recent(matches)["id"],
+            )
+        return _resolved(_most_recent(matches), plan.list_type)
+
+    def create(self, plan: StreamPlan, first: bytes) -> ResolvedList:
+        """Create the list with its first blob of members (at most one list, whatever happens)."""
+        name = t.cast(str, plan.segment_name)
+
+        def lost() -> None:
+            # Pinterest may have created it before the connection dropped: look, don't guess.
+            self.logger.warning(
+                "Stream '%s': the answer to creating customer list %r was lost; "
+                "looking it up before trying again.",
+                plan.stream,
+                name,
+            )
+
+        created = create_once(
+            lambda: self.client.create_customer_list(name, plan.list_type, first),
+            lambda: self._most_recent_named(name),
+            settle_seconds=self.settle_seconds,
+            on_lost=lost,
+        )
+        if created is None:
+            raise StreamFailed(
+                f"Stream '{plan.stream}': creating customer list {name!r} failed three times "
+                "with the answer lost; check the network path to the Pinterest API and run again."
+            )
+        resolved = _resolved(created.value, plan.list_type, existed=False)
+        if created.recovered:
+            # Its first members may or may not have been applied: send them again (a set).
+            self.client.update_customer_list(resolved.id, "ADD", first)
+        return resolved
+
+    def _named(self, name: str) -> list[dict[str, t.Any]] | None:
+        return self.client.find_customer_lists_by_name(name) or None
+
+    def _most_recent_named(self, name: str) -> dict[str, t.Any] | None:
+        matches = self._named(name)
+        return _most_recent(matches) if matches else None
+
+
+class Audiences:
+    """The CUSTOMER_LIST audience of a list: reused, else created and attached."""
+
+    def __init__(
+        self, client: PinterestClient, logger: logging.Logger, *, settle_seconds: float
+    ) -> None:
+        self.client = client
+        self.logger = logger
+        self.settle_seconds = settle_seconds
+
+    def attach(self, plan: StreamPlan, resolved: ResolvedList) -> str | None:
+        """The audience id; None while Pinterest will not attach one yet (a later run will)."""
+        existing = self.client.find_customer_list_audience(resolved.id)
+        if existing is not None:
+            return str(existing["id"])
+        name = resolved.name or plan.segment_name or f"Customer list {resolved.id}"
+
+        def lost() -> None:
+            self.logger.warning(
+                "Stream '%s': the answer to creating the audience was lost; looking it up.",
+                plan.stream,
+            )
+
+        try:
+            created = create_once(
+                lambda: self.client.create_audience(name, resolved.id),
+                lambda: self.client.find_customer_list_audience(resolved.id),
+                settle_seconds=self.settle_seconds,
+                on_lost=lost,
+            )
+        except PinterestApiError as error:
+            if error.status in _AUDIENCE_NOT_YET_STATUSES:
+                self.logger.warning(
+                    "Stream '%s': Pinterest will not attach an audience to customer list %s "
+                    "yet (%s: %s); the list is synced, a later run attaches the audience.",
+                    plan.stream,
+                    resolved.id,
+                    error.code,
+                    error.api_message,
+                )
+                return None
+            raise
+        return None if created is None else str(created.value["id"])
+
+
+def _most_recent(lists: list[dict[str, t.Any]]) -> dict[str, t.Any]:
+    return max(lists, key=lambda item: (item.get("created_time") or 0, int(item.get("id") or 0)))
+
+
+def _resolved(found: dict[str, t.Any], list_type: str, *, existed: bool = True) -> ResolvedList:
+    return ResolvedList(
+        id=str(found["id"]),
+        name=found.get("name"),
+        existed=existed,
+        list_type=str(found.get("list_type") or list_type),
+        uploaded_records=int(found.get("num_uploaded_user_records") or 0),
+    )

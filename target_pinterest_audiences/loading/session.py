@@ -1,0 +1,88 @@
+"""What one run talks to: the Pinterest client and, for mirror streams, the ledger.
+
+A `Session` builds both from the settings, opens the ledger only when a stream needs it, and
+closes both at the end, whatever happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing as t
+
+from target_pinterest_audiences.errors import ConfigError
+from target_pinterest_audiences.pinterest import (
+    PinterestClient,
+    RetryPolicy,
+    TokenManager,
+    default_retry_handlers,
+)
+
+if t.TYPE_CHECKING:
+    from target_pinterest_audiences.ledger import Ledger
+    from target_pinterest_audiences.settings import Settings
+
+
+def build_client(settings: Settings) -> PinterestClient:
+    """The Pinterest client for these settings (no call is made yet)."""
+    if not settings.access_token and not settings.can_refresh:
+        raise ConfigError(
+            "No Pinterest credentials: set access_token, or refresh_token together with "
+            "client_id and client_secret."
+        )
+    tokens = TokenManager(
+        settings.api_url,
+        access_token=settings.access_token,
+        refresh_token=settings.refresh_token,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        token_dir=settings.work_dir,
+    )
+    tuning = settings.tuning
+    retry = RetryPolicy(handlers=default_retry_handlers(backoff_base=tuning.retry_base_seconds))
+    return PinterestClient(
+        settings.api_url,
+        settings.ad_account_id,
+        tokens,
+        max_writes_per_minute=settings.max_requests_per_minute,
+        rate_period=tuning.rate_period_seconds,
+        read_timeout=tuning.read_timeout_seconds,
+        retry=retry,
+    )
+
+
+class Session:
+    """The run's Pinterest client and (opened on first use) its mirror ledger."""
+
+    def __init__(self, settings: Settings, logger: logging.Logger) -> None:
+        self.settings = settings
+        self.logger = logger
+        self.client = build_client(settings)
+        self._ledger: Ledger | None = None
+
+    @property
+    def account(self) -> str:
+        return self.settings.ad_account_id
+
+    def ledger(self) -> Ledger:
+        """The mirror ledger; `LedgerError` when `ledger_url` cannot be used."""
+        if self._ledger is None:
+            from target_pinterest_audiences.ledger import open_ledger  # only mirror runs pay it
+
+            self._ledger = open_ledger(
+                self.settings.ledger_url, base_dir=self.settings.work_dir.parent
+            )
+        return self._ledger
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        finally:
+            if self._ledger is not None:
+                self._ledger.close()
+                self._ledger = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

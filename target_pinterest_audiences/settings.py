@@ -1,0 +1,151 @@
+"""The target's settings, read once from the config: each default written once, here.
+
+Everything else takes a `Settings` (or the `StreamSettings` of one stream) and never reads the
+raw config. Test-only tuning knobs (hidden `_...` config keys, not in the settings schema) live
+in `Tuning`, each with the reason it exists.
+"""
+
+from __future__ import annotations
+
+import enum
+import typing as t
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from target_pinterest_audiences.workdir import WORK_DIR_NAME
+
+DEFAULT_API_URL = "https://api.pinterest.com/v5"
+DEFAULT_RECORDS_PER_REQUEST = 10_000
+DEFAULT_MAX_REQUESTS_PER_MINUTE = 400  # Pinterest's ads_write quota (Standard access)
+DEFAULT_MAX_REMOVAL_FRACTION = 0.5
+SECRET_SETTINGS = ("access_token", "refresh_token", "client_secret")
+
+
+class SyncMode(enum.StrEnum):
+    EXPLICIT = "explicit"  # each row's action says add or remove
+    MIRROR = "mirror"  # each stream is the complete membership of its list
+
+
+class OnInvalidRecord(enum.StrEnum):
+    SKIP = "skip"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Test-only knobs: real runs never set them; tests shrink waits so faults take milliseconds."""
+
+    # Exponential backoff base between retries (tests: retries in ms, not seconds).
+    retry_base_seconds: float = 1.0
+    # Pacing window of the per-minute quotas; half a second over 60 because Pinterest counts
+    # calls when they arrive, and arrivals jitter with the network.
+    rate_period_seconds: float = 60.5
+    # Read timeout of one API call (tests: a hung emulator fails fast).
+    read_timeout_seconds: float = 120.0
+    # Calls in flight: enough to spend a minute's quota in seconds at 250 ms of latency, so the
+    # quota, not latency, bounds throughput (scripts/bench.py measures it).
+    calls_in_flight: int = 16
+    # After a create whose answer was lost finds nothing, keep looking this long before
+    # creating again: a slow create may still land.
+    lost_create_settle_seconds: float = 30.0
+    # Interval of the progress lines while reading and sending.
+    progress_interval_seconds: float = 30.0
+    # How long mirror mode waits for another run's lock on the same list.
+    ledger_lock_wait_seconds: float = 30.0
+    # Member records held in memory before the partitions spill to disk.
+    member_buffer_bytes: int = 16 << 20
+    # Reader worker processes; None: one per core, at most two (0: read sequentially).
+    parallel_workers: int | None = None
+
+    @classmethod
+    def from_config(cls, config: t.Mapping[str, t.Any]) -> Tuning:
+        values: dict[str, t.Any] = {}
+        for name, spec in cls.__dataclass_fields__.items():
+            raw = config.get(f"_{name}")
+            if raw is None:
+                continue
+            kind = int if spec.type in ("int", "int | None") else float
+            values[name] = kind(raw)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """The settings that apply to one stream."""
+
+    sync_mode: SyncMode
+    list_type: str | None  # None: inferred from the identifiers
+    max_removal_fraction: float
+
+    @property
+    def mirror(self) -> bool:
+        return self.sync_mode is SyncMode.MIRROR
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of a run, parsed and defaulted."""
+
+    ad_account_id: str
+    access_token: str | None = field(default=None, repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    api_url: str = DEFAULT_API_URL
+    sync_mode: SyncMode = SyncMode.EXPLICIT
+    on_invalid_record: OnInvalidRecord = OnInvalidRecord.SKIP
+    records_per_request: int = DEFAULT_RECORDS_PER_REQUEST
+    max_requests_per_minute: int = DEFAULT_MAX_REQUESTS_PER_MINUTE
+    list_type: str | None = None
+    dry_run: bool = False
+    max_removal_fraction: float = DEFAULT_MAX_REMOVAL_FRACTION
+    ledger_url: str | None = None
+    # Stream maps and flattening need the SDK's per-record path (the fast path steps aside).
+    sdk_record_path: bool = False
+    work_dir: Path = Path(WORK_DIR_NAME)
+    tuning: Tuning = Tuning()
+
+    @classmethod
+    def from_config(cls, config: t.Mapping[str, t.Any], *, cwd: Path) -> Settings:
+        """Settings from a config the SDK has already checked against the settings schema."""
+
+        def get(key: str, default: t.Any) -> t.Any:
+            value = config.get(key)
+            return default if value is None else value
+
+        return cls(
+            ad_account_id=str(config.get("ad_account_id") or ""),
+            access_token=config.get("access_token") or None,
+            refresh_token=config.get("refresh_token") or None,
+            client_id=config.get("client_id") or None,
+            client_secret=config.get("client_secret") or None,
+            api_url=str(get("api_url", DEFAULT_API_URL)).rstrip("/"),
+            sync_mode=SyncMode(get("sync_mode", SyncMode.EXPLICIT)),
+            on_invalid_record=OnInvalidRecord(get("on_invalid_record", OnInvalidRecord.SKIP)),
+            records_per_request=int(get("records_per_request", DEFAULT_RECORDS_PER_REQUEST)),
+            max_requests_per_minute=int(
+                get("max_requests_per_minute", DEFAULT_MAX_REQUESTS_PER_MINUTE)
+            ),
+            list_type=config.get("list_type") or None,
+            dry_run=bool(get("dry_run", False)),
+            max_removal_fraction=float(get("max_removal_fraction", DEFAULT_MAX_REMOVAL_FRACTION)),
+            ledger_url=config.get("ledger_url") or None,
+            sdk_record_path=bool(config.get("stream_maps") or config.get("flattening_enabled")),
+            work_dir=cwd / WORK_DIR_NAME,
+            tuning=Tuning.from_config(config),
+        )
+
+    @property
+    def fail_on_invalid(self) -> bool:
+        return self.on_invalid_record is OnInvalidRecord.FAIL
+
+    @property
+    def can_refresh(self) -> bool:
+        return bool(self.refresh_token and self.client_id and self.client_secret)
+
+    def for_stream(self, stream: str) -> StreamSettings:
+        return StreamSettings(
+            sync_mode=self.sync_mode,
+            list_type=self.list_type,
+            max_removal_fraction=self.max_removal_fraction,
+        )
