@@ -79,7 +79,7 @@ class StreamSettings:
 
     @property
     def mirror(self) -> bool:
-        return self.sync_mode is SyncMode.MIRROR
+        return self.sync_mode == SyncMode.MIRROR
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ class Settings:
 
     @property
     def fail_on_invalid(self) -> bool:
-        return self.on_invalid_record is OnInvalidRecord.FAIL
+        return self.on_invalid_record == OnInvalidRecord.FAIL
 
     @property
     def can_refresh(self) -> bool:
