@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from target_pinterest_audiences.emulator import PinterestEmulator
-from target_pinterest_audiences.pinterest import PinterestError
 from target_pinterest_audiences.errors import InputError, StreamRefused, TargetError
+from target_pinterest_audiences.pinterest import PinterestError
 from target_pinterest_audiences.target import TargetPinterestAudiences
 from tests.conftest import AD_ACCOUNT, TOKEN, TargetRunner, schema_message, sha
 

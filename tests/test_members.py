@@ -12,8 +12,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from target_pinterest_audiences.input.rows import RowCollector
 from target_pinterest_audiences.input.members import MemberSet, MemberStore
+from target_pinterest_audiences.input.rows import RowCollector
 
 rows = st.lists(st.tuples(st.integers(0, 40), st.booleans()), max_size=300)
 

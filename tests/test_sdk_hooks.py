@@ -1,4 +1,4 @@
-"""What the target relies on in the Singer SDK, held so that an SDK release that changes it fails here.
+"""What the target relies on in the Singer SDK, held so an SDK release that changes it fails here.
 
 target.py uses two private hooks (`_validate_config` and the reader's message handlers
 `_process_record_message` / `_process_state_message`) and public ones (`get_sink`,
