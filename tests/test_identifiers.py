@@ -196,7 +196,7 @@ def test_the_fast_ascii_email_check_accepts_nothing_the_full_rule_refuses(text: 
 def test_the_collector_hashes_emails_exactly_as_the_identifier_rules_do(email: str) -> None:
     from target_pinterest_audiences.input.rows import RowCollector
 
-    collector = RowCollector(mirror=False)
+    collector = RowCollector()
     collector.ingest({"segment_name": "L", "email": f" {email.upper()} "}, 1)
     stored = b"".join(collector.parts)
     assert stored == member_digest("email", email) + b"\x01"

@@ -276,6 +276,19 @@ def test_rerun_without_id_creates_one_list_and_one_audience(
     assert members_of(emulator, first.entry()["customer_list_id"]) == {sha(a) for a in emails(10)}
 
 
+def test_the_summary_says_what_was_sent_not_what_changed(
+    target: TargetRunner, emulator: PinterestEmulator
+) -> None:
+    # Issue 11.8: a rerun that changes nothing still sends its rows; "added" read as a change.
+    messages = audience_messages("audience", "Unchanged", emails(7))
+    messages += audience_messages("audience", "Unchanged", emails(2), action="remove")[1:]
+    for run in (target.run(messages), target.run(messages)):
+        assert run.returncode == 0, run.stderr
+        (summary,) = [line for line in run.stderr.splitlines() if "Summary: stream" in line]
+        assert "5 sent as ADD, 2 sent as REMOVE" in summary
+        assert " added" not in summary and " removed" not in summary
+
+
 # 7. The audience ----------------------------------------------------------------------------
 
 
@@ -430,7 +443,14 @@ def test_long_runs_log_progress_a_summary_and_the_sdk_metrics(
     assert reading and "stream 'audience'" in reading[-1] and "rows/s" in reading[-1]
     assert sending and "in flight" in sending[-1] and " of 100000 members sent" in sending[-1]
     (summary,) = [line for line in run.stderr.splitlines() if "Summary: stream 'audience'" in line]
-    for part in ("100000 rows", "0 invalid", "100000 added", "0 removed", "write calls", "retries"):
+    for part in (
+        "100000 rows",
+        "0 invalid",
+        "100000 sent as ADD",
+        "0 sent as REMOVE",
+        "write calls",
+        "retries",
+    ):
         assert part in summary
     counted = [
         json.loads(line.split("METRIC: ", 1)[1])

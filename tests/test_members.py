@@ -73,10 +73,10 @@ def test_blocks_collected_elsewhere_and_absorbed_in_order_equal_one_pass(
         {"segment_name": "L", "email": f"user{n}@example.com", "action": "add" if a else "remove"}
         for n, a in pairs
     ]
-    whole = RowCollector(mirror=False)
+    whole = RowCollector()
     for line, record in enumerate(records, 1):
         whole.ingest(record, line)
-    first, second = RowCollector(mirror=False), RowCollector(mirror=False)
+    first, second = RowCollector(), RowCollector()
     for line, record in enumerate(records[:cut], 1):
         first.ingest(record, line)
     for line, record in enumerate(records[cut:], cut + 1):
@@ -88,7 +88,7 @@ def test_blocks_collected_elsewhere_and_absorbed_in_order_equal_one_pass(
 
 
 def test_a_second_list_in_a_later_block_is_seen_with_its_row_number() -> None:
-    first, second = RowCollector(mirror=False), RowCollector(mirror=False)
+    first, second = RowCollector(), RowCollector()
     for line in range(1, 4):
         first.ingest({"segment_name": "A", "email": f"a{line}@example.com"}, line)
     second.ingest({"segment_name": "A", "email": "x@example.com"}, 10)

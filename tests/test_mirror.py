@@ -254,24 +254,36 @@ def test_a_then_b_adds_exactly_b_minus_a_and_removes_exactly_a_minus_b(
     assert third.entry()["records_added"] == third.entry()["records_removed"] == 0
 
 
-def test_the_action_field_is_ignored(
+def test_a_member_whose_last_row_says_remove_is_left_out_of_the_list(
     mirror: Mirror, emulator: PinterestEmulator, backend: Backend
 ) -> None:
-    # Every row says remove: in mirror mode the stream is still the whole membership.
-    ok(mirror.run(audience_messages("audience", "Actions", A, action="remove")))
+    # Issue 11.1: mirror mode honours the action column (the contract's "Input").
+    ok(mirror.run(audience_messages("audience", "Actions", A)))
     list_id = only_list(emulator)
     assert emulator.members(AD_ACCOUNT, list_id) == hashes(A)
     messages = [schema_message()]
+    kept, invalid, removed_rows = [], 0, 0
     for n, address in enumerate(B):
         action = ["remove", "ADD", None, "bogus"][n % 4]
         row: dict[str, Any] = {"segment_name": "Actions", "email": address}
         if action is not None:
             row["action"] = action
         messages.append(record_message(**row))
-    run = ok(mirror.run(messages))
-    assert emulator.members(AD_ACCOUNT, list_id) == hashes(B)
-    assert run.entry()["records_invalid"] == 0
-    assert backend.members(list_id) == hashes(B)
+        kept += [address] if action in ("ADD", None) else []
+        invalid += action == "bogus"
+        removed_rows += action == "remove"
+    # a member added, then removed by a later row: its last row wins, it is left out
+    messages.append(record_message(segment_name="Actions", email=B[1], action="remove"))
+    kept.remove(B[1])
+    removed_rows += 1
+    run = ok(mirror.run(messages, max_removal_fraction=1.0))
+    assert emulator.members(AD_ACCOUNT, list_id) == hashes(kept)
+    assert backend.members(list_id) == hashes(kept)
+    assert run.entry()["records_invalid"] == invalid
+    (summary,) = [line for line in run.stderr.splitlines() if "Summary: stream" in line]
+    assert f"{removed_rows} left out by remove rows" in summary
+    dry = ok(mirror.run(messages, dry_run=True))
+    assert f"{removed_rows} left out by remove rows" in dry.stderr
 
 
 def test_a_stream_naming_an_existing_list_by_segment_id(

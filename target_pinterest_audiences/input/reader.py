@@ -164,7 +164,7 @@ class AudienceReader(GenericSingerReader[t.Any]):
         window = 2 * pool.workers  # blocks in flight: bounded memory
         try:
             for block, first_line in workers.blocks(binary, first):
-                pending.append(pool.submit_block(block, first_line, self._mirror))
+                pending.append(pool.submit_block(block, first_line))
                 if len(pending) >= window:
                     self._apply(pending.popleft().result(), callbacks, stats)
             while pending:
@@ -203,11 +203,6 @@ class AudienceReader(GenericSingerReader[t.Any]):
                 continue
             self._dispatch(message, line_number, callbacks, stats)
         routes.tick()
-
-    @property
-    def _mirror(self) -> bool:
-        # Mirror mode ignores each row's action (the worker collectors must know it).
-        return self._routes().settings.sync_mode == "mirror"
 
     def assert_line_requires(  # type: ignore[override]
         self, line_dict: dict, requires: set[str]

@@ -109,8 +109,7 @@ def clean_segment(name: object, segment_id: object) -> tuple[str | None, str | N
 class RowCollector:
     """Collects rows of one stream (or one block of it). The hot path is `ingest`."""
 
-    def __init__(self, *, mirror: bool, parts: list[bytearray] | None = None) -> None:
-        self.mirror = mirror
+    def __init__(self, *, parts: list[bytearray] | None = None) -> None:
         self.rows = 0
         self.invalid: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
@@ -147,7 +146,7 @@ class RowCollector:
             if self.refused:
                 return
         action = record.action
-        if action is None or self.mirror or action == "add":
+        if action is None or action == "add":
             marker = ADD
         elif action == "remove":
             marker = REMOVE

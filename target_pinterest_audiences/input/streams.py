@@ -34,7 +34,7 @@ class StreamInput:
         self.settings = settings
         # Beyond `buffer_bytes` of member records in memory, the partitions spill to disk.
         self.members = MemberStore(flush_bytes=buffer_bytes)
-        self.collector = RowCollector(mirror=settings.mirror, parts=self.members.parts)
+        self.collector = RowCollector(parts=self.members.parts)
         # Rows that the SDK's per-record path counted in its record_count metric itself.
         self.sdk_counted = 0
         self._dropped = False

@@ -30,7 +30,7 @@ BlockItem = (
 )
 
 
-def collect_block(block: bytes, first_line: int, mirror: bool) -> list[BlockItem]:
+def collect_block(block: bytes, first_line: int) -> list[BlockItem]:
     items: list[BlockItem] = []
     collectors: dict[str, RowCollector] = {}
     line = first_line - 1
@@ -49,7 +49,7 @@ def collect_block(block: bytes, first_line: int, mirror: bool) -> list[BlockItem
             if name.__class__ is str:
                 collector = collectors.get(name)
                 if collector is None:
-                    collector = collectors[name] = RowCollector(mirror=mirror)
+                    collector = collectors[name] = RowCollector()
                     collector.first_line = line
                 collector.ingest_record(fast.record, line)
                 continue
@@ -120,8 +120,8 @@ class WorkerPool:
         self.workers = workers
         self._executor: ProcessPoolExecutor | None = None
 
-    def submit_block(self, block: bytes, first_line: int, mirror: bool) -> Future[list[BlockItem]]:
-        return self.executor().submit(collect_block, block, first_line, mirror)
+    def submit_block(self, block: bytes, first_line: int) -> Future[list[BlockItem]]:
+        return self.executor().submit(collect_block, block, first_line)
 
     def executor(self) -> ProcessPoolExecutor:
         if self._executor is None:

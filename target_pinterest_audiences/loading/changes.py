@@ -15,6 +15,7 @@ import typing as t
 from collections.abc import Iterator
 
 from target_pinterest_audiences.errors import StreamRefused
+from target_pinterest_audiences.loading.report import MirrorFigures
 
 if t.TYPE_CHECKING:
     from target_pinterest_audiences.input.plan import StreamPlan
@@ -30,6 +31,7 @@ class Changes(t.Protocol):
 
     add_count: int
     remove_count: int
+    mirror: MirrorFigures | None  # what mirror mode knows of the list; None in explicit mode
 
     def adds(self, chunk: int) -> Iterator[bytes]: ...
     def removes(self, chunk: int) -> Iterator[bytes]: ...
@@ -51,6 +53,7 @@ class ExplicitChanges:
         self._plan = plan
         self.add_count = plan.adds.count
         self.remove_count = plan.removes.count
+        self.mirror: MirrorFigures | None = None
 
     def adds(self, chunk: int) -> Iterator[bytes]:
         return self._plan.adds.blobs(chunk)
@@ -81,12 +84,13 @@ class Explicit:
 class MirrorChanges:
     """Mirror mode: the difference between the stream and the ledger, confirmed call by call."""
 
-    def __init__(self, ledger: Ledger, account: str, diff: MembershipDiff) -> None:
+    def __init__(self, ledger: Ledger, account: str, diff: MembershipDiff, left_out: int) -> None:
         self._ledger = ledger
         self._account = account
         self._diff = diff
         self.add_count = diff.add_count
         self.remove_count = diff.remove_count
+        self.mirror: MirrorFigures | None = MirrorFigures(diff.desired_count, left_out)
 
     def adds(self, chunk: int) -> Iterator[bytes]:
         return self._diff.adds(chunk)
@@ -157,7 +161,7 @@ class Mirror:
         with self.ledger.diff(self.account, list_id, plan.adds.blobs(LOAD_BLOB)) as diff:
             if check:
                 self._check(plan, resolved, diff)
-            yield MirrorChanges(self.ledger, self.account, diff)
+            yield MirrorChanges(self.ledger, self.account, diff, plan.removes.count)
 
     def _check(self, plan: StreamPlan, resolved: ResolvedList | None, diff: MembershipDiff) -> None:
         if (

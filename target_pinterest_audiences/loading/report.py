@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 import typing as t
+from dataclasses import dataclass
 
 from target_pinterest_audiences.input.plan import format_reasons
 
@@ -14,6 +15,14 @@ if t.TYPE_CHECKING:
     from target_pinterest_audiences.input.plan import StreamPlan
     from target_pinterest_audiences.loading.resolve import ResolvedList
     from target_pinterest_audiences.loading.sender import Sent
+
+
+@dataclass(frozen=True)
+class MirrorFigures:
+    """What mirror mode knows of a list: members it should hold, members remove rows left out."""
+
+    members: int
+    left_out: int
 
 
 def state_entry(
@@ -60,14 +69,25 @@ def log_summary(
     plan: StreamPlan,
     entry: dict[str, t.Any],
     *,
+    mirror: MirrorFigures | None,
     started: float,
     stats_before: dict[str, t.Any],
     stats_after: dict[str, t.Any],
 ) -> None:
-    """The one line per stream a user reads after a run."""
+    """The one line per stream a user reads after a run.
+
+    "Sent" is what was sent: a rerun that changes nothing still sends explicit mode's rows.
+    Mirror mode knows what changed (its ledger), so it says that too.
+    """
+    changed = ""
+    if mirror is not None:
+        changed = (
+            f"; the list should now hold {mirror.members} members ({entry['records_added']} "
+            f"joined, {entry['records_removed']} left, {mirror.left_out} left out by remove rows)"
+        )
     logger.info(
-        "Summary: stream '%s' synced in %.1fs: %d rows, %d invalid (%s), %d added, "
-        "%d removed, %d write calls (%.1fs waiting for the quota), %d retries; "
+        "Summary: stream '%s' synced in %.1fs: %d rows, %d invalid (%s), %d sent as ADD, "
+        "%d sent as REMOVE%s; %d write calls (%.1fs waiting for the quota), %d retries; "
         "list %s, audience %s.",
         plan.stream,
         time.monotonic() - started,
@@ -76,6 +96,7 @@ def log_summary(
         format_reasons(plan.invalid_by_reason),
         entry["records_added"],
         entry["records_removed"],
+        changed,
         stats_after["writes"] - stats_before["writes"],
         stats_after["pacer_wait_seconds"] - stats_before["pacer_wait_seconds"],
         stats_after["retries"] - stats_before["retries"],
@@ -84,12 +105,21 @@ def log_summary(
     )
 
 
-def print_dry_run(plan: StreamPlan, list_line: str, *, adds: int, removes: int, chunk: int) -> None:
+def print_dry_run(
+    plan: StreamPlan,
+    list_line: str,
+    *,
+    adds: int,
+    removes: int,
+    chunk: int,
+    mirror: MirrorFigures | None,
+) -> None:
     """What a real run would do for this stream (on stderr: stdout carries only STATE)."""
+    left_out = f"; {mirror.left_out} left out by remove rows" if mirror is not None else ""
     print(
         f"[dry run] stream '{plan.stream}': {list_line}; would add {adds} and remove "
-        f"{removes} member(s) in calls of at most {chunk}; {plan.rows} row(s) read, invalid "
-        f"rows: {format_reasons(plan.invalid_by_reason)}. Nothing was sent.",
+        f"{removes} member(s) in calls of at most {chunk}{left_out}; {plan.rows} row(s) read, "
+        f"invalid rows: {format_reasons(plan.invalid_by_reason)}. Nothing was sent.",
         file=sys.stderr,
         flush=True,
     )

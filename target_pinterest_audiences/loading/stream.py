@@ -116,11 +116,13 @@ class StreamSync:
             sent.added += accepted.added
             sent.removed += accepted.removed
             audience_id = self.audiences.attach(plan, resolved)
+            mirror = changes.mirror
         entry = state_entry(session.account, plan, resolved, audience_id, sent)
         log_summary(
             logger,
             plan,
             entry,
+            mirror=mirror,
             started=started,
             stats_before=stats_before,
             stats_after=session.client.stats.snapshot(),
@@ -141,13 +143,14 @@ class StreamSync:
             target = plan.segment_id or repr(plan.segment_name)
             list_line = f"would create or reuse customer list {target} (lookup failed: {error})"
         with strategy.changes(plan, resolved, check=False) as changes:
-            adds, removes = changes.add_count, changes.remove_count
+            adds, removes, mirror = changes.add_count, changes.remove_count, changes.mirror
         print_dry_run(
             plan,
             list_line,
             adds=adds,
             removes=removes,
             chunk=self.session.settings.records_per_request,
+            mirror=mirror,
         )
 
 
