@@ -115,7 +115,7 @@ def hostile_row(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def garbage_line(draw: st.DrawFn) -> str:
-    """A line that is not a Singer message (counted and skipped with on_invalid_record=skip)."""
+    """A line that is not a Singer message: the input is corrupted, the run sends nothing."""
     kind = draw(st.sampled_from(["text", "json", "object", "truncated"]))
     if kind == "text":
         text = draw(st.text(_no_newline, min_size=1, max_size=60))
@@ -131,6 +131,7 @@ def garbage_line(draw: st.DrawFn) -> str:
 
 
 FATAL_KINDS = ("record_before_schema", "record_without_record", "bad_segment_name")
+CORRUPTED = "corrupted"  # a garbage line: fatal whatever on_invalid_record says (issue 9.9)
 
 
 @dataclass
@@ -184,9 +185,8 @@ def cases(draw: st.DrawFn, *, max_items: int = 25) -> Case:
             draw(st.integers(1, len(lines))),
             json.dumps({"type": "RECORD", "stream": STREAM, "record": bad}),
         )
-    if not expected and fatal is None:
-        # nothing valid: still a well-formed run (no list is created), nothing to deliver
-        pass
+    if garbage and fatal is None:
+        fatal = CORRUPTED
     return Case(lines, expected, hostile, garbage, fatal)
 
 
@@ -257,23 +257,27 @@ def test_hostile_input_through_the_cli(
         errors = [line for line in run.stderr.splitlines() if "ERROR" in line]
         assert errors, run.stderr[-3000:]
         check_failure_message("\n".join(errors), case)
+        if case.fatal == CORRUPTED:
+            assert "the input is corrupted" in run.stderr
+            assert [r for r in emulator.requests if r.method in ("POST", "PATCH")] == []
         return
     assert run.returncode == 0, run.stderr[-3000:]
     check_delivery(emulator, case, run.state)
-    if case.garbage_lines:
-        assert f"Skipped {case.garbage_lines} malformed input line(s)" in run.stderr
 
 
-def test_strict_mode_names_the_line_of_a_garbage_line(target: TargetRunner) -> None:
+@pytest.mark.parametrize("on_invalid_record", ["skip", "fail"])
+def test_a_garbage_line_fails_the_run_naming_its_line(
+    target: TargetRunner, on_invalid_record: str
+) -> None:
     lines = [
         json.dumps(schema_message(STREAM)),
         json.dumps({"type": "RECORD", "stream": STREAM, "record": {
             "segment_name": SEGMENT, "email": f"{MARKER}@example.com"}}),
         f'{{"type": "RECORD", "record": {{"email": "{MARKER}.x@example.com"',
     ]  # fmt: skip
-    run = target.run(lines, on_invalid_record="fail")
+    run = target.run(lines, on_invalid_record=on_invalid_record)
     assert run.returncode == 1 and run.states == []
-    assert "input line 3" in run.stderr and "Traceback" not in run.stderr
+    assert "input line 3 is not valid JSON" in run.stderr and "Traceback" not in run.stderr
     assert_no_raw_identifier(run.stdout + run.stderr)
 
 
@@ -375,6 +379,8 @@ def test_hostile_input_in_process(
     )
     states, text, error = run_in_process(emulator, data)
     assert_no_raw_identifier(text)
+    if extra and case.fatal is None:
+        case.fatal = CORRUPTED  # binary garbage lines: the input is corrupted
     if case.no_rows and case.fatal is None and error is not None:
         # a stream without any row may be refused (no row names its list): clearly, though
         assert states == [] and "Stream 'audience'" in str(error)
@@ -383,6 +389,8 @@ def test_hostile_input_in_process(
         assert error is not None, "hostile input that cannot be processed must fail clearly"
         assert states == []
         check_failure_message(str(error), case)
+        if case.fatal == CORRUPTED:
+            assert [r for r in emulator.requests if r.method in ("POST", "PATCH")] == []
         return
     assert error is None, str(error)
     assert len(states) == 1

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from target_pinterest_audiences.emulator import PinterestEmulator
 from tests.conftest import (
     AD_ACCOUNT,
@@ -399,7 +401,6 @@ def test_no_raw_identifier_leaves_the_process(
     addresses = emails(50, domain="secret-domain.example")
     messages = audience_messages("audience", "Private", addresses)
     messages.append(record_message(segment_name="Private", email="broken@@secret-domain.example"))
-    messages.insert(3, '{"type": "RECORD", "stream": "audience", "record": {"email": "trunc@secret')
     run = target.run(messages, records_per_request=7, env={"LOGLEVEL": "DEBUG"})
     assert run.returncode == 0, run.stderr
     everything = run.stdout + run.stderr
@@ -410,7 +411,23 @@ def test_no_raw_identifier_leaves_the_process(
             everything += path.read_bytes().decode(errors="replace")
     assert "secret-domain" not in everything
     assert TOKEN not in run.stdout + run.stderr
-    assert "input line 4" in run.stderr  # the malformed line is reported by number only
+
+
+@pytest.mark.parametrize("sync_mode", ["explicit", "mirror"])
+def test_a_line_that_is_not_json_sends_nothing_for_any_stream(
+    target: TargetRunner, emulator: PinterestEmulator, sync_mode: str
+) -> None:
+    # Issue 9.9: a tap that died mid-line. Skipping the line would drop a row (in mirror mode,
+    # remove a member), so the input is corrupted whatever on_invalid_record says.
+    messages: list[dict | str] = list(audience_messages("a", "List A", emails(5)))
+    messages += audience_messages("b", "List B", emails(5, start=5))
+    messages.insert(8, '{"type": "RECORD", "stream": "b", "record": {"email": "trunc@secret')
+    run = target.run(messages, sync_mode=sync_mode, on_invalid_record="skip")
+    assert run.returncode == 1 and run.states == []
+    assert "input line 9 is not valid JSON" in run.stderr
+    assert "nothing was sent for any stream" in run.stderr
+    assert writes(emulator) == [] and emulator.lists(AD_ACCOUNT) == []
+    assert "secret" not in run.stderr and "Traceback" not in run.stderr
 
 
 def test_a_secret_of_the_wrong_type_is_refused_without_echoing_it(target: TargetRunner) -> None:

@@ -113,15 +113,11 @@ class AudienceReader(GenericSingerReader[t.Any]):
                 if not line.strip():
                     continue  # blank lines are harmless
                 malformed(line_number, "is not valid JSON")
-                stats["MALFORMED"] += 1
-                continue
             self.line_number = line_number
             try:
                 message = decode(line)
             except msgspec.DecodeError:  # valid up to where the fast decoder stopped
                 malformed(line_number, "is not valid JSON")
-                stats["MALFORMED"] += 1
-                continue
             self._dispatch(message, line_number, callbacks, stats)
         stats["RECORD"] += records
         self.line_number = line_number
@@ -137,16 +133,12 @@ class AudienceReader(GenericSingerReader[t.Any]):
         """Any message but a fast-path RECORD, in input order."""
         if type(message) is not dict:
             self._routes().malformed(line_number, "is not a JSON object")
-            stats["MALFORMED"] += 1
-            return
         message_type = message.get("type")
         callback = callbacks.get(message_type) if isinstance(message_type, str) else None
         if callback is None:
             self._routes().malformed(
                 line_number, "is not a Singer message (unknown or missing 'type')"
             )
-            stats["MALFORMED"] += 1
-            return
         callback(message)
         stats[str(message_type)] += 1
 
@@ -199,8 +191,6 @@ class AudienceReader(GenericSingerReader[t.Any]):
             self.line_number = line_number
             if workers.is_malformed(message):
                 routes.malformed(line_number, "is not valid JSON")
-                stats["MALFORMED"] += 1
-                continue
             self._dispatch(message, line_number, callbacks, stats)
         routes.tick()
 

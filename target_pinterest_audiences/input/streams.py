@@ -108,7 +108,6 @@ class InputStreams:
         self.fast_path = not settings.sdk_record_path
         workers = worker_count(settings.tuning.parallel_workers) if self.fast_path else 0
         self.pool = WorkerPool(workers)
-        self.malformed_lines = 0
         # Called with (stream, rows read since the last call): the SDK's record_count metric.
         self._report_rows = report_rows
         self._reported: dict[str, int] = {}
@@ -146,15 +145,17 @@ class InputStreams:
             self.report_rows()
             self._progress.report(self)
 
-    def malformed(self, line_number: int, why: str) -> None:
-        """A line that is not a usable Singer message."""
-        if self.settings.fail_on_invalid:
-            raise InputError(
-                f"input line {line_number} {why}; nothing was sent (on_invalid_record=fail). "
-                "Fix the tap's output, or set on_invalid_record=skip to count and skip such lines."
-            )
-        self.malformed_lines += 1
-        self.logger.warning("Skipping input line %d: it %s.", line_number, why)
+    def malformed(self, line_number: int, why: str) -> t.NoReturn:
+        """A line that is not a Singer message: the input is corrupted, so nothing is sent.
+
+        Skipping it could drop a member's row (in mirror mode: remove the member), whatever
+        on_invalid_record says; reading comes before any sending, so nothing was sent yet.
+        """
+        raise InputError(
+            f"input line {line_number} {why}: the input is corrupted (a tap that stopped "
+            "mid-line, a broken pipe?), so nothing was sent for any stream. Fix what produces "
+            "the input and run again (on_invalid_record applies to rows, not to broken lines)."
+        )
 
     def report_rows(self) -> None:
         if self._report_rows is None:
@@ -188,8 +189,6 @@ class InputStreams:
                     refusals.append(str(refused))
         finally:
             self.pool.close()
-        if self.malformed_lines:
-            self.logger.warning("Skipped %d malformed input line(s).", self.malformed_lines)
         return plans, refusals
 
     def _empty(self, stream: StreamInput, refusals: list[str]) -> None:
