@@ -143,6 +143,11 @@ class Settings:
     def can_refresh(self) -> bool:
         return bool(self.refresh_token and self.client_id and self.client_secret)
 
+    @property
+    def may_mirror(self) -> bool:
+        """Whether any stream of the run can be in mirror mode (it then needs the ledger)."""
+        return self.sync_mode == SyncMode.MIRROR
+
     def for_stream(self, stream: str) -> StreamSettings:
         return StreamSettings(
             sync_mode=self.sync_mode,

@@ -35,6 +35,8 @@ if t.TYPE_CHECKING:
 
     from singer_sdk.sinks import Sink
 
+    from target_pinterest_audiences.loading import Session
+
 STATE_KEY = "pinterest_audiences"
 
 
@@ -192,7 +194,10 @@ class TargetPinterestAudiences(Target):
         super().__init__(*args, **kwargs)
         self.settings = Settings.from_config(self.config, cwd=Path.cwd())
         self.inputs = InputStreams(self.settings, self.logger, report_rows=self._count_rows)
-        t.cast(AudienceReader, self.message_reader).route_to(self.inputs)
+        t.cast(AudienceReader, self.message_reader).route_to(
+            self.inputs, before_reading=self._start_session
+        )
+        self._session: Session | None = None
         self._audience_sinks: dict[str, AudienceSink] = {}
         self._tap_state: dict[str, t.Any] | None = None
         # The SDK drains and exits 0 on SIGTERM and SIGINT, which would claim a sync that did
@@ -259,16 +264,27 @@ class TargetPinterestAudiences(Target):
 
     # ---- end of input: sync, then STATE ----------------------------------------------------
 
+    def _start_session(self) -> None:
+        """Before reading any input: fail early on credentials, ad account, api_url, ledger."""
+        from target_pinterest_audiences.loading import start_session
+
+        self._session = start_session(self.settings, self.logger)
+
     def process_endofpipe(self) -> None:
         from target_pinterest_audiences.loading import run_streams
 
         try:
             plans, failures = self.inputs.finish()
-            outcome = run_streams(self.settings, plans, self.logger)
+            if self._session is None:  # input that never went through the reader
+                self._start_session()
+            outcome = run_streams(t.cast("Session", self._session), plans)
         finally:
             self.inputs.close()
             for sink in self._audience_sinks.values():
                 sink.clean_up()  # emits the SDK's record_count metric
+            if self._session is not None:
+                self._session.close()
+                self._session = None
         failures.extend(outcome.failures)
         if failures:
             raise TargetError("\n".join(failures))

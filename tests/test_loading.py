@@ -16,7 +16,8 @@ import pytest
 from target_pinterest_audiences.emulator import PinterestEmulator
 from target_pinterest_audiences.input.members import MemberSet
 from target_pinterest_audiences.input.plan import StreamPlan
-from target_pinterest_audiences.loading import run_streams
+from target_pinterest_audiences.loading import RunOutcome, start_session
+from target_pinterest_audiences.loading import run_streams as run_session
 from target_pinterest_audiences.loading.resolve import create_once
 from target_pinterest_audiences.pinterest import WriteOutcomeUnknown
 from target_pinterest_audiences.settings import Settings, SyncMode, Tuning
@@ -55,6 +56,11 @@ def settings(emulator: PinterestEmulator, tmp_path: Path, **overrides: object) -
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def run_streams(settings: Settings, plans: list[StreamPlan], logger: logging.Logger) -> RunOutcome:
+    with start_session(settings, logger) as session:
+        return run_session(session, plans)
 
 
 def members(emulator: PinterestEmulator, list_id: str) -> set[str]:

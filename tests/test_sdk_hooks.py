@@ -17,10 +17,19 @@ import typing as t
 import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
+from target_pinterest_audiences.emulator import PinterestEmulator
 from target_pinterest_audiences.sink import AudienceSink
 from target_pinterest_audiences.target import TargetPinterestAudiences
 
-CONFIG = {"ad_account_id": "549755885175", "access_token": "not-used-here"}
+from .conftest import AD_ACCOUNT, TOKEN
+
+
+@pytest.fixture
+def config(emulator: PinterestEmulator) -> dict[str, t.Any]:
+    # Reading starts with one read call that proves the token and the ad account.
+    return {"ad_account_id": AD_ACCOUNT, "access_token": TOKEN, "api_url": emulator.url}
+
+
 SCHEMA = {"type": "SCHEMA", "stream": "s", "schema": {"properties": {}}, "key_properties": []}
 
 
@@ -28,17 +37,17 @@ def lines(*messages: dict[str, t.Any]) -> io.BytesIO:
     return io.BytesIO("".join(json.dumps(m) + "\n" for m in messages).encode())
 
 
-def test_the_sdk_validates_the_config_through_the_overridden_hook() -> None:
+def test_the_sdk_validates_the_config_through_the_overridden_hook(config: dict) -> None:
     # If PluginBase.__init__ stopped calling _validate_config, a secret of the wrong type would
     # be quoted by the SDK's own message.
     with pytest.raises(ConfigValidationError) as caught:
-        TargetPinterestAudiences(config={**CONFIG, "client_secret": 987654321})
+        TargetPinterestAudiences(config={**config, "client_secret": 987654321})
     assert caught.value.errors == ["client_secret must be a string (its value is not shown)"]
     assert "987654321" not in str(caught.value.errors)
 
 
-def test_state_and_odd_records_reach_the_overridden_message_handlers() -> None:
-    target = TargetPinterestAudiences(config=dict(CONFIG))
+def test_state_and_odd_records_reach_the_overridden_message_handlers(config: dict) -> None:
+    target = TargetPinterestAudiences(config=dict(config))
     state = {"bookmarks": {"s": {"id": 7}}}
     counts = target.process_lines(
         lines(
@@ -58,8 +67,8 @@ def test_state_and_odd_records_reach_the_overridden_message_handlers() -> None:
     target.inputs.close()
 
 
-def test_a_repeated_schema_keeps_one_sink_and_one_collector_per_stream() -> None:
-    target = TargetPinterestAudiences(config=dict(CONFIG))
+def test_a_repeated_schema_keeps_one_sink_and_one_collector_per_stream(config: dict) -> None:
+    target = TargetPinterestAudiences(config=dict(config))
     changed = {**SCHEMA, "schema": {"properties": {"email": {"type": "string"}}}}
     target.process_lines(
         lines(SCHEMA, {"type": "RECORD", "stream": "s", "record": {"segment_name": "L"}}, changed)
@@ -70,8 +79,8 @@ def test_a_repeated_schema_keeps_one_sink_and_one_collector_per_stream() -> None
     target.inputs.close()
 
 
-def test_the_sdk_signal_handlers_are_replaced() -> None:
-    target = TargetPinterestAudiences(config=dict(CONFIG))
+def test_the_sdk_signal_handlers_are_replaced(config: dict) -> None:
+    target = TargetPinterestAudiences(config=dict(config))
     for signum in (signal.SIGTERM, signal.SIGINT):
         handler = signal.getsignal(signum)
         assert getattr(handler, "__func__", None) is TargetPinterestAudiences._stop_on_signal

@@ -43,10 +43,15 @@ class AudienceReader(GenericSingerReader[t.Any]):
         super().__init__()
         self.line_number = 0
         self.streams: InputStreams | None = None
+        self._before_reading: t.Callable[[], None] | None = None
 
-    def route_to(self, streams: InputStreams) -> None:
-        """Send RECORD rows of known streams, ticks and malformed lines to `streams`."""
+    def route_to(
+        self, streams: InputStreams, *, before_reading: t.Callable[[], None] | None = None
+    ) -> None:
+        """Send RECORD rows of known streams, ticks and malformed lines to `streams`;
+        call `before_reading` once, before the first line is read."""
         self.streams = streams
+        self._before_reading = before_reading
 
     def _routes(self) -> InputStreams:
         if self.streams is None:
@@ -69,6 +74,9 @@ class AudienceReader(GenericSingerReader[t.Any]):
         file_input: t.IO[t.Any] | None,
         callbacks: dict[str, t.Callable[[dict], None]],
     ) -> t.Counter[str]:
+        if self._before_reading is not None:
+            before, self._before_reading = self._before_reading, None
+            before()
         stream = file_input if file_input is not None else self.default_input
         binary = _binary(stream)
         if binary is not None and self._routes().pool.workers > 0:

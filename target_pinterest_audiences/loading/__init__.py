@@ -15,13 +15,13 @@ from target_pinterest_audiences.ledger import LedgerError
 from target_pinterest_audiences.loading.report import log_read
 from target_pinterest_audiences.loading.session import Session
 from target_pinterest_audiences.loading.stream import StreamSync
-from target_pinterest_audiences.pinterest import PinterestError
+from target_pinterest_audiences.pinterest import PinterestError, api_url_problem
 
 if t.TYPE_CHECKING:
     from target_pinterest_audiences.input.plan import StreamPlan
     from target_pinterest_audiences.settings import Settings
 
-__all__ = ["RunOutcome", "run_streams"]
+__all__ = ["RunOutcome", "Session", "run_streams", "start_session"]
 
 
 @dataclass
@@ -32,19 +32,31 @@ class RunOutcome:
     failures: list[str] = field(default_factory=list)
 
 
-def run_streams(
-    settings: Settings, plans: t.Sequence[StreamPlan], logger: logging.Logger
-) -> RunOutcome:
-    """Sync every plan (dry-run them with `dry_run`); one stream's failure spares the others."""
-    outcome = RunOutcome()
-    if not plans:
-        return outcome
-    with Session(settings, logger) as session:
-        if any(settings.for_stream(plan.stream).mirror for plan in plans):
+def start_session(settings: Settings, logger: logging.Logger) -> Session:
+    """The run's session, checked before any input is read: one cheap read call proves the
+    token, the ad account and api_url (a dry run checks too), and the ledger opens."""
+    problem = api_url_problem(settings.api_url)
+    if problem is not None:
+        logger.warning("%s. Check the api_url setting.", problem)
+    session = Session(settings, logger)
+    try:
+        session.client.check_access()
+        if settings.may_mirror:
             try:
                 session.ledger()
             except LedgerError as error:
                 raise TargetError(str(error)) from None
+    except BaseException:
+        session.close()
+        raise
+    return session
+
+
+def run_streams(session: Session, plans: t.Sequence[StreamPlan]) -> RunOutcome:
+    """Sync every plan (dry-run them with `dry_run`); one stream's failure spares the others."""
+    outcome = RunOutcome()
+    settings, logger = session.settings, session.logger
+    if plans:
         syncer = StreamSync(session)
         for plan in plans:
             log_read(logger, plan)
