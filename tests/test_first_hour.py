@@ -56,7 +56,7 @@ def test_an_api_url_without_the_version_is_named_with_the_account(
     run = target.run(audience_messages("audience", "V", emails(3)), api_url=emulator.root_url)
     emulator.spec_violations.clear()  # the emulator noted the unknown path: that is the point
     assert run.returncode == 1 and run.states == []
-    warning = [line for line in run.stderr.splitlines() if "WARNING" in line][0]
+    warning = next(line for line in run.stderr.splitlines() if "WARNING" in line)
     assert "does not end in a version path such as /v5" in warning
     error = "\n".join(line for line in run.stderr.splitlines() if "ERROR" in line)
     assert f"ad_account_id ({AD_ACCOUNT})" in error and "api_url" in error
