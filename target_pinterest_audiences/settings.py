@@ -76,6 +76,8 @@ class StreamSettings:
     sync_mode: SyncMode
     list_type: str | None  # None: inferred from the identifiers
     max_removal_fraction: float
+    audience_name: str | None = None  # None: the list's name
+    audience_description: str | None = None
 
     @property
     def mirror(self) -> bool:

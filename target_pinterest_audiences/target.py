@@ -277,7 +277,12 @@ class TargetPinterestAudiences(Target):
             plans, failures = self.inputs.finish()
             if self._session is None:  # input that never went through the reader
                 self._start_session()
-            outcome = run_streams(t.cast("Session", self._session), plans)
+            previous = (self._tap_state or {}).get(STATE_KEY)
+            outcome = run_streams(
+                t.cast("Session", self._session),
+                plans,
+                previous if isinstance(previous, dict) else None,
+            )
         finally:
             self.inputs.close()
             for sink in self._audience_sinks.values():

@@ -285,15 +285,14 @@ class Ledger(ABC):
     # ---- what the ledger can account for ----------------------------------------------
 
     def note_uploaded(self, ad_account_id: str, list_key: str, count: int) -> None:
-        """Add ``count`` records the target is about to upload (or just uploaded) to the list.
+        """Add ``count`` to the list's tally of records uploaded minus records removed.
 
-        Its own small transaction, noted before each ADD call is sent (so a call whose answer
-        was lost is counted: the tally errs towards more than Pinterest received) and right
-        after a create. A list whose tally is unknown (recorded by a version-1 ledger) stays
-        unknown: what was uploaded before cannot be recovered.
+        Its own small transaction. The sync layer notes an ADD call's records before the call
+        is sent and right after a create, and a REMOVE call's (negative) once Pinterest
+        accepted it, so that the tally errs towards more than Pinterest's own counters show.
+        A list whose tally is unknown (recorded by a version-1 ledger) stays unknown: what was
+        uploaded before cannot be recovered.
         """
-        if count < 0:
-            raise ValueError("count must be >= 0")
         if count == 0:
             return
         with self._translated("noting uploaded records"), self._write() as conn:
@@ -307,7 +306,7 @@ class Ledger(ABC):
             )
 
     def uploaded(self, ad_account_id: str, list_key: str) -> int | None:
-        """How many records the target uploaded to the list; ``None`` when unknown.
+        """Records the target uploaded to the list minus those it removed; ``None`` when unknown.
 
         Unknown: the list was recorded by a version-1 ledger, which did not count uploads.
         A list the ledger never heard of has 0.

@@ -15,7 +15,12 @@ from target_pinterest_audiences.ledger import LedgerError
 from target_pinterest_audiences.loading.report import log_read
 from target_pinterest_audiences.loading.session import Session
 from target_pinterest_audiences.loading.stream import StreamSync
-from target_pinterest_audiences.pinterest import PinterestError, api_url_problem
+from target_pinterest_audiences.pinterest import (
+    PinterestError,
+    PinterestScopeError,
+    QuotaExhausted,
+    api_url_problem,
+)
 
 if t.TYPE_CHECKING:
     from target_pinterest_audiences.input.plan import StreamPlan
@@ -52,23 +57,41 @@ def start_session(settings: Settings, logger: logging.Logger) -> Session:
     return session
 
 
-def run_streams(session: Session, plans: t.Sequence[StreamPlan]) -> RunOutcome:
-    """Sync every plan (dry-run them with `dry_run`); one stream's failure spares the others."""
+def run_streams(
+    session: Session,
+    plans: t.Sequence[StreamPlan],
+    previous: t.Mapping[str, t.Any] | None = None,
+) -> RunOutcome:
+    """Sync every plan (dry-run them with `dry_run`); one stream's failure spares the others,
+    but not an exhausted quota or a token without the scopes: those stop the whole run.
+
+    `previous`: the STATE entries of the last run by stream, when the tap handed them back.
+    """
     outcome = RunOutcome()
     settings, logger = session.settings, session.logger
-    if plans:
-        syncer = StreamSync(session)
-        for plan in plans:
-            log_read(logger, plan)
-            try:
-                if settings.dry_run:
-                    syncer.dry_run(plan)
-                else:
-                    outcome.entries[plan.stream] = syncer.sync(plan)
-            except (StreamRefused, StreamFailed) as refused:
-                outcome.failures.append(str(refused))
-            except (PinterestError, LedgerError) as error:
-                # Another run holds the list, Pinterest refused or stayed down: this stream fails
-                # with the message; the others still sync.
-                outcome.failures.append(f"Stream '{plan.stream}' failed: {error}")
+    syncer = StreamSync(session)
+    stopped: PinterestError | None = None
+    for plan in plans:
+        if stopped is not None:
+            outcome.failures.append(f"Stream '{plan.stream}' was not synced: {stopped}")
+            continue
+        log_read(logger, plan)
+        try:
+            if settings.dry_run:
+                syncer.dry_run(plan)
+            else:
+                before = (previous or {}).get(plan.stream)
+                outcome.entries[plan.stream] = syncer.sync(
+                    plan, before if isinstance(before, dict) else None
+                )
+        except (StreamRefused, StreamFailed) as refused:
+            outcome.failures.append(str(refused))
+        except (QuotaExhausted, PinterestScopeError) as wall:
+            # Every later call would hit the same wall: stop here, say why once per stream.
+            outcome.failures.append(f"Stream '{plan.stream}' failed: {wall}")
+            stopped = wall
+        except (PinterestError, LedgerError) as error:
+            # Another run holds the list, Pinterest refused or stayed down: this stream fails
+            # with the message; the others still sync.
+            outcome.failures.append(f"Stream '{plan.stream}' failed: {error}")
     return outcome

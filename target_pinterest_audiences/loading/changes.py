@@ -23,6 +23,7 @@ if t.TYPE_CHECKING:
     from target_pinterest_audiences.loading.resolve import ResolvedList
     from target_pinterest_audiences.loading.sender import Operation
 
+DIGEST_SIZE = 32
 LOAD_BLOB = 50_000  # members per blob when streaming a stream's members into the ledger's diff
 
 
@@ -35,6 +36,8 @@ class Changes(t.Protocol):
 
     def adds(self, chunk: int) -> Iterator[bytes]: ...
     def removes(self, chunk: int) -> Iterator[bytes]: ...
+    def created(self, list_id: str, blob: bytes) -> None: ...  # the list came with these
+    def before_send(self, list_id: str, operation: Operation, blob: bytes) -> None: ...
     def accepted(self, list_id: str, operation: Operation, blob: bytes) -> None: ...
 
 
@@ -61,8 +64,14 @@ class ExplicitChanges:
     def removes(self, chunk: int) -> Iterator[bytes]:
         return self._plan.removes.blobs(chunk)
 
-    def accepted(self, list_id: str, operation: Operation, blob: bytes) -> None:
+    def created(self, list_id: str, blob: bytes) -> None:
         return None  # nothing to remember
+
+    def before_send(self, list_id: str, operation: Operation, blob: bytes) -> None:
+        return None
+
+    def accepted(self, list_id: str, operation: Operation, blob: bytes) -> None:
+        return None
 
 
 class Explicit:
@@ -98,11 +107,23 @@ class MirrorChanges:
     def removes(self, chunk: int) -> Iterator[bytes]:
         return self._diff.removes(chunk)
 
+    def created(self, list_id: str, blob: bytes) -> None:
+        self._ledger.note_uploaded(self._account, list_id, len(blob) // DIGEST_SIZE)
+        self._ledger.confirm_added(self._account, list_id, blob)
+
+    def before_send(self, list_id: str, operation: Operation, blob: bytes) -> None:
+        # Counted before it is sent, so that a crash after Pinterest counted it but before
+        # the ledger confirmed it never reads as members someone else uploaded.
+        if operation == "ADD":
+            self._ledger.note_uploaded(self._account, list_id, len(blob) // DIGEST_SIZE)
+
     def accepted(self, list_id: str, operation: Operation, blob: bytes) -> None:
         if operation == "ADD":
             self._ledger.confirm_added(self._account, list_id, blob)
         else:
             self._ledger.confirm_removed(self._account, list_id, blob)
+            # Noted once accepted (as ADDs are before): the tally errs towards more.
+            self._ledger.note_uploaded(self._account, list_id, -(len(blob) // DIGEST_SIZE))
 
 
 class Mirror:
@@ -164,20 +185,8 @@ class Mirror:
             yield MirrorChanges(self.ledger, self.account, diff, plan.removes.count)
 
     def _check(self, plan: StreamPlan, resolved: ResolvedList | None, diff: MembershipDiff) -> None:
-        if (
-            resolved is not None
-            and resolved.existed
-            and resolved.uploaded_records
-            and diff.known_count == 0
-        ):
-            self.logger.warning(
-                "Stream '%s': customer list %s already has members this target did not "
-                "add (%d uploaded records). They are not known to the ledger and will not "
-                "be removed.",
-                plan.stream,
-                resolved.id,
-                resolved.uploaded_records,
-            )
+        if resolved is not None:
+            self._warn_outside_members(plan, resolved, diff)
         known, removing = diff.known_count, diff.remove_count
         limit = self.max_removal_fraction
         if known and limit < 1.0 and removing > limit * known:
@@ -189,11 +198,39 @@ class Mirror:
                 "for this run."
             )
         self.logger.info(
-            "Stream '%s': mirror plan for list %s: %d desired, %d known, %d to add, %d to remove.",
+            "Stream '%s': mirror diff for list %s: %d desired, %d known, %d to add, %d to remove.",
             plan.stream,
             resolved.id if resolved is not None else "(not created yet)",
             diff.desired_count,
             known,
             diff.add_count,
             removing,
+        )
+
+    def _warn_outside_members(
+        self, plan: StreamPlan, resolved: ResolvedList, diff: MembershipDiff
+    ) -> None:
+        """Pinterest's own counters (records uploaded minus records removed) show more than the
+        ledger accounts for: the list holds members mirror mode never recorded, and cannot
+        remove (issue 11.2)."""
+        on_pinterest = resolved.uploaded_records - resolved.removed_records
+        accounted = self.ledger.uploaded(self.account, resolved.id)
+        if accounted is None:  # a list recorded before the ledger counted uploads
+            outside = diff.known_count == 0 and on_pinterest > 0
+            accounted = 0
+        else:
+            outside = on_pinterest > accounted
+        if not outside:
+            return
+        self.logger.warning(
+            "Stream '%s': customer list %s shows %d uploaded records (net of removals) on "
+            "Pinterest, but this target's ledger accounts for %d: the list holds members that mirror mode never "
+            "recorded (explicit runs, another tool, Ads Manager), and Pinterest cannot list a "
+            "list's members, so mirror mode cannot remove them. Two ways out: start the "
+            "audience on a fresh list (a new segment_name), or send the old members once as "
+            "explicit remove rows (sync_mode=explicit, action=remove).",
+            plan.stream,
+            resolved.id,
+            on_pinterest,
+            accounted,
         )

@@ -18,6 +18,15 @@ if t.TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class PinterestFigures:
+    """What Pinterest reports of the list and its audience when read back (None: not given)."""
+
+    list_status: str | None
+    audience_status: str | None
+    audience_size: int | None
+
+
+@dataclass(frozen=True)
 class MirrorFigures:
     """What mirror mode knows of a list: members it should hold, members remove rows left out."""
 
@@ -31,9 +40,11 @@ def state_entry(
     resolved: ResolvedList | None,
     audience_id: str | None,
     sent: Sent,
+    figures: PinterestFigures | None,
+    mirror: MirrorFigures | None,
 ) -> dict[str, t.Any]:
     """The stream's entry under `pinterest_audiences` in the STATE the target writes."""
-    return {
+    entry: dict[str, t.Any] = {
         "ad_account_id": account,
         "segment_name": (resolved.name if resolved else None) or plan.segment_name,
         "customer_list_id": resolved.id if resolved else None,
@@ -43,8 +54,19 @@ def state_entry(
         "records_removed": sent.removed,
         "records_invalid": plan.records_invalid,
         "invalid_by_reason": dict(sorted(plan.invalid_by_reason.items())),
+        # Records Pinterest said it could not use, by its code (never a record).
+        "pinterest_exceptions": dict(sorted(sent.exceptions.items())),
+        # Pinterest's latest figures (it matches asynchronously: up to 48 hours behind).
+        "list_status": figures.list_status if figures else None,
+        "audience_status": figures.audience_status if figures else None,
+        "audience_size": figures.audience_size if figures else None,
         "synced_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    if mirror is not None:
+        entry["members"] = mirror.members
+        size = entry["audience_size"]
+        entry["match_rate"] = round(size / mirror.members, 4) if size and mirror.members else None
+    return entry
 
 
 def log_read(logger: logging.Logger, plan: StreamPlan) -> None:
@@ -85,10 +107,16 @@ def log_summary(
             f"; the list should now hold {mirror.members} members ({entry['records_added']} "
             f"joined, {entry['records_removed']} left, {mirror.left_out} left out by remove rows)"
         )
+    unusable = entry["pinterest_exceptions"]
+    if unusable:
+        changed += (
+            f"; Pinterest could not use {sum(unusable.values())} record(s) "
+            f"({format_reasons({f'code {code}': n for code, n in unusable.items()})})"
+        )
     logger.info(
         "Summary: stream '%s' synced in %.1fs: %d rows, %d invalid (%s), %d sent as ADD, "
         "%d sent as REMOVE%s; %d write calls (%.1fs waiting for the quota), %d retries; "
-        "list %s, audience %s.",
+        "list %s, audience %s. %s",
         plan.stream,
         time.monotonic() - started,
         plan.rows,
@@ -102,7 +130,26 @@ def log_summary(
         stats_after["retries"] - stats_before["retries"],
         entry["customer_list_id"],
         entry["audience_id"],
+        pinterest_says(entry),
     )
+
+
+def pinterest_says(entry: t.Mapping[str, t.Any]) -> str:
+    """Pinterest's latest figures in plain words, with how far behind they may be."""
+
+    def shown(value: object) -> str:
+        return "not reported" if value is None else str(value)
+
+    words = f"Pinterest reports: list {shown(entry['list_status'])}"
+    if entry["audience_id"] is None:
+        words += ", no audience yet"
+    else:
+        words += f", audience {shown(entry['audience_status'])}"
+        if entry["audience_size"] is not None:
+            words += f" with {entry['audience_size']} matched users"
+            if entry.get("match_rate") is not None:
+                words += f" ({entry['match_rate']:.0%} of the {entry['members']} members)"
+    return f"{words}. Pinterest matches uploads asynchronously: its figures lag by up to 48 hours."
 
 
 def print_dry_run(

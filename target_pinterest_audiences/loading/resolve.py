@@ -15,21 +15,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from target_pinterest_audiences.errors import StreamFailed, StreamRefused
+from target_pinterest_audiences.loading.sender import DIGEST_SIZE, CallSize
 from target_pinterest_audiences.pinterest import (
     PinterestApiError,
     PinterestClient,
+    PinterestError,
+    RequestTooLarge,
     WriteOutcomeUnknown,
 )
 
 if t.TYPE_CHECKING:
     from target_pinterest_audiences.input.plan import StreamPlan
+    from target_pinterest_audiences.settings import StreamSettings
 
 _T = t.TypeVar("_T")
 CREATE_ATTEMPTS = 3
-
-# Pinterest refuses an audience for a list with too few matched users with a 4xx like this;
-# the list is fine and a later run attaches the audience.
-_AUDIENCE_NOT_YET_STATUSES = frozenset({400, 409, 422})
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,8 @@ class ResolvedList:
     name: str | None
     existed: bool  # False: this run created it
     list_type: str
-    uploaded_records: int = 0
+    uploaded_records: int = 0  # Pinterest's counters, which grow with every record sent
+    removed_records: int = 0
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,20 @@ class Lists:
             )
         return _resolved(_most_recent(matches), plan.list_type)
 
-    def create(self, plan: StreamPlan, first: bytes) -> ResolvedList:
-        """Create the list with its first blob of members (at most one list, whatever happens)."""
+    def create(self, plan: StreamPlan, first: bytes, size: CallSize) -> tuple[ResolvedList, bytes]:
+        """Create the list with its first members (at most one list, whatever happens).
+
+        Returns the list and the members of `first` the create did not carry (a 413 made the
+        call smaller): the caller sends those next.
+        """
+        while True:
+            head, leftover = first[: size.limit * DIGEST_SIZE], first[size.limit * DIGEST_SIZE :]
+            try:
+                return self._create(plan, head), leftover
+            except RequestTooLarge as refused:
+                size.shrink(refused, len(head) // DIGEST_SIZE)
+
+    def _create(self, plan: StreamPlan, first: bytes) -> ResolvedList:
         name = t.cast(str, plan.segment_name)
 
         def lost() -> None:
@@ -161,7 +174,7 @@ class Lists:
 
 
 class Audiences:
-    """The CUSTOMER_LIST audience of a list: reused, else created and attached."""
+    """The CUSTOMER_LIST audience of a list: reused (unless Pinterest removed it), else created."""
 
     def __init__(
         self, client: PinterestClient, logger: logging.Logger, *, settle_seconds: float
@@ -170,12 +183,21 @@ class Audiences:
         self.logger = logger
         self.settle_seconds = settle_seconds
 
-    def attach(self, plan: StreamPlan, resolved: ResolvedList) -> str | None:
-        """The audience id; None while Pinterest will not attach one yet (a later run will)."""
-        existing = self.client.find_customer_list_audience(resolved.id)
+    def attach(
+        self, plan: StreamPlan, resolved: ResolvedList, settings: StreamSettings
+    ) -> str | None:
+        """The audience id; None while Pinterest says the list is too small (a later run
+        attaches it). Any other refusal fails the stream with Pinterest's words."""
+        existing = self.client.find_customer_list_audience(resolved.id)  # REMOVED ones left out
         if existing is not None:
+            self._align(plan, existing, settings)
             return str(existing["id"])
-        name = resolved.name or plan.segment_name or f"Customer list {resolved.id}"
+        name = (
+            settings.audience_name
+            or resolved.name
+            or plan.segment_name
+            or f"Customer list {resolved.id}"
+        )
 
         def lost() -> None:
             self.logger.warning(
@@ -185,24 +207,66 @@ class Audiences:
 
         try:
             created = create_once(
-                lambda: self.client.create_audience(name, resolved.id),
+                lambda: self.client.create_audience(
+                    name, resolved.id, settings.audience_description
+                ),
                 lambda: self.client.find_customer_list_audience(resolved.id),
                 settle_seconds=self.settle_seconds,
                 on_lost=lost,
             )
         except PinterestApiError as error:
-            if error.status in _AUDIENCE_NOT_YET_STATUSES:
-                self.logger.warning(
-                    "Stream '%s': Pinterest will not attach an audience to customer list %s "
-                    "yet (%s: %s); the list is synced, a later run attaches the audience.",
-                    plan.stream,
-                    resolved.id,
-                    error.code,
-                    error.api_message,
-                )
-                return None
-            raise
+            if not self._too_small(resolved.id, error):
+                raise StreamFailed(
+                    f"Stream '{plan.stream}': the customer list {resolved.id} is synced, but "
+                    f"{error}. Check that the token may create audiences in ad account "
+                    f"{self.client.ad_account_id} (scope ads:write) and Pinterest's code and "
+                    "message above; the next run attaches the audience once that is fixed."
+                ) from None
+            self.logger.warning(
+                "Stream '%s': Pinterest will not attach an audience to customer list %s yet: "
+                "the list has too few matched users (%s: %s; Pinterest needs at least 100). "
+                "The list is synced; a later run attaches the audience.",
+                plan.stream,
+                resolved.id,
+                error.code,
+                error.api_message,
+            )
+            return None
         return None if created is None else str(created.value["id"])
+
+    def _too_small(self, list_id: str, error: PinterestApiError) -> bool:
+        """Pinterest says the list is too small: in the refusal's words, or the list's status."""
+        if "too small" in (error.api_message or "").lower():
+            return True
+        try:
+            status = self.client.get_customer_list(list_id).get("status")
+        except PinterestError:
+            return False
+        return status == "TOO_SMALL"
+
+    def _align(
+        self, plan: StreamPlan, audience: dict[str, t.Any], settings: StreamSettings
+    ) -> None:
+        """Give an existing audience the configured name and description, where they differ."""
+        name = settings.audience_name
+        description = settings.audience_description
+        changes = {
+            "name": name if name is not None and name != audience.get("name") else None,
+            "description": (
+                description
+                if description is not None and description != audience.get("description")
+                else None
+            ),
+        }
+        if changes["name"] is None and changes["description"] is None:
+            return
+        self.client.update_audience(str(audience["id"]), **changes)
+        self.logger.info(
+            "Stream '%s': audience %s now has the configured %s.",
+            plan.stream,
+            audience["id"],
+            " and ".join(key for key, value in changes.items() if value is not None),
+        )
 
 
 def _most_recent(lists: list[dict[str, t.Any]]) -> dict[str, t.Any]:
@@ -216,4 +280,5 @@ def _resolved(found: dict[str, t.Any], list_type: str, *, existed: bool = True) 
         existed=existed,
         list_type=str(found.get("list_type") or list_type),
         uploaded_records=int(found.get("num_uploaded_user_records") or 0),
+        removed_records=int(found.get("num_removed_user_records") or 0),
     )

@@ -1,4 +1,4 @@
-"""Sync one stream's plan: resolve the list, send its changes, attach the audience.
+"""Sync one stream's plan: resolve the list, send its changes, attach the audience, read back.
 
 Order of effects, chosen so that a crash at any point is repaired by running again:
 1. find the list (by id, else by exact name) or create it with the first blob of members;
@@ -6,10 +6,11 @@ Order of effects, chosen so that a crash at any point is repaired by running aga
 2. send ADD and REMOVE calls, several in flight within the write quota; membership is a
    set, so a call retried after a lost answer does no harm (mirror mode records each call
    in its ledger only once Pinterest accepted it);
-3. find or create the CUSTOMER_LIST audience (same lookup-before-create rule).
+3. find or create the CUSTOMER_LIST audience (same lookup-before-create rule);
+4. read the list and the audience back: what Pinterest made of the upload so far.
 The caller writes STATE only after all of it was accepted. Explicit and mirror mode differ
-only in their `Strategy` (locks, and what the changes are); a dry run stops after step 0,
-computing the changes, and prints them.
+only in their `Strategy` (locks, and what the changes are); a dry run computes the changes
+the same way, prints them and stops.
 """
 
 from __future__ import annotations
@@ -21,9 +22,14 @@ from contextlib import ExitStack
 from functools import partial
 
 from target_pinterest_audiences.loading.changes import Explicit, Mirror, Strategy
-from target_pinterest_audiences.loading.report import log_summary, print_dry_run, state_entry
+from target_pinterest_audiences.loading.report import (
+    PinterestFigures,
+    log_summary,
+    print_dry_run,
+    state_entry,
+)
 from target_pinterest_audiences.loading.resolve import Audiences, Lists, ResolvedList
-from target_pinterest_audiences.loading.sender import DIGEST_SIZE, Operation, Sender, Sent
+from target_pinterest_audiences.loading.sender import DIGEST_SIZE, CallSize, Operation, Sender, Sent
 from target_pinterest_audiences.pinterest import PinterestError
 
 if t.TYPE_CHECKING:
@@ -42,11 +48,14 @@ class StreamSync:
         tuning = settings.tuning
         client, logger = session.client, session.logger
         settle = tuning.lost_create_settle_seconds
+        # One size for the whole run: a 413 lowers it for every later call and stream.
+        self.size = CallSize(settings.records_per_request, logger)
         self.lists = Lists(client, logger, settle_seconds=settle)
         self.audiences = Audiences(client, logger, settle_seconds=settle)
         self.sender = Sender(
             client,
             logger,
+            self.size,
             calls_in_flight=tuning.calls_in_flight,
             progress_interval=tuning.progress_interval_seconds,
         )
@@ -64,21 +73,25 @@ class StreamSync:
             lock_wait_seconds=settings.tuning.ledger_lock_wait_seconds,
         )
 
-    def sync(self, plan: StreamPlan) -> dict[str, t.Any]:
-        """Make the stream's list what the plan says; return its STATE entry."""
+    def sync(
+        self, plan: StreamPlan, previous: t.Mapping[str, t.Any] | None = None
+    ) -> dict[str, t.Any]:
+        """Make the stream's list what the plan says; return its STATE entry.
+
+        `previous` is the stream's entry in the STATE of the last run, if the tap handed it back.
+        """
         session, logger = self.session, self.session.logger
         chunk = session.settings.records_per_request
         started, stats_before = time.monotonic(), session.client.stats.snapshot()
         strategy = self.strategy(plan)
         sent = Sent()
-        audience_id: str | None = None
         with ExitStack() as stack:
             stack.enter_context(strategy.locked(plan))
             resolved = self.lists.find(plan)
             if resolved is not None:
                 stack.enter_context(strategy.locked_list(resolved.id))
             changes = stack.enter_context(strategy.changes(plan, resolved, check=True))
-            adds = changes.adds(chunk)
+            adds: Iterator[bytes] = changes.adds(chunk)
             if resolved is None:
                 first = next(adds, None)
                 if first is None:
@@ -88,11 +101,14 @@ class StreamSync:
                         plan.stream,
                         plan.segment_name,
                     )
-                    return state_entry(session.account, plan, None, None, sent)
-                resolved = self.lists.create(plan, first)
+                    return state_entry(session.account, plan, None, None, sent, None, None)
+                resolved, leftover = self.lists.create(plan, first, self.size)
                 stack.enter_context(strategy.locked_list(resolved.id))
-                changes.accepted(resolved.id, "ADD", first)
-                sent.count("ADD", len(first) // DIGEST_SIZE)
+                created = first[: len(first) - len(leftover)]
+                changes.created(resolved.id, created)
+                sent.count("ADD", len(created) // DIGEST_SIZE)
+                if leftover:
+                    adds = itertools.chain([leftover], adds)
                 logger.info(
                     "Stream '%s': created customer list %s (%s).",
                     plan.stream,
@@ -106,18 +122,22 @@ class StreamSync:
                     resolved.id,
                     resolved.name,
                 )
-            accepted = self.sender.send(
-                resolved.id,
-                _calls(adds, changes.removes(chunk)),
-                on_accepted=partial(changes.accepted, resolved.id),
-                stream=plan.stream,
-                total=changes.add_count + changes.remove_count,
+            _warn_if_the_list_changed(logger, plan, resolved, previous, session.account)
+            sent.absorb(
+                self.sender.send(
+                    resolved.id,
+                    _calls(adds, changes.removes(chunk)),
+                    before_send=partial(changes.before_send, resolved.id),
+                    on_accepted=partial(changes.accepted, resolved.id),
+                    stream=plan.stream,
+                    total=changes.add_count + changes.remove_count,
+                )
             )
-            sent.added += accepted.added
-            sent.removed += accepted.removed
-            audience_id = self.audiences.attach(plan, resolved)
+            stream_settings = session.settings.for_stream(plan.stream)
+            audience_id = self.audiences.attach(plan, resolved, stream_settings)
             mirror = changes.mirror
-        entry = state_entry(session.account, plan, resolved, audience_id, sent)
+        figures = self.read_back(plan, resolved.id, audience_id)
+        entry = state_entry(session.account, plan, resolved, audience_id, sent, figures, mirror)
         log_summary(
             logger,
             plan,
@@ -128,6 +148,29 @@ class StreamSync:
             stats_after=session.client.stats.snapshot(),
         )
         return entry
+
+    def read_back(
+        self, plan: StreamPlan, list_id: str, audience_id: str | None
+    ) -> PinterestFigures:
+        """Pinterest's latest figures for the list and its audience (None where it gave none)."""
+        client = self.session.client
+        try:
+            listed = client.get_customer_list(list_id)
+            audience = client.get_audience(audience_id) if audience_id is not None else {}
+        except PinterestError as error:
+            # Everything was accepted already: the figures are a report, not part of the sync.
+            self.session.logger.warning(
+                "Stream '%s': could not read back what Pinterest made of the upload (%s).",
+                plan.stream,
+                error,
+            )
+            return PinterestFigures(None, None, None)
+        size = audience.get("size")
+        return PinterestFigures(
+            list_status=listed.get("status"),
+            audience_status=audience.get("status"),
+            audience_size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+        )
 
     def dry_run(self, plan: StreamPlan) -> None:
         """Print what a real run would do for this stream; make no write call."""
@@ -154,8 +197,35 @@ class StreamSync:
         )
 
 
+def _warn_if_the_list_changed(
+    logger: t.Any,
+    plan: StreamPlan,
+    resolved: ResolvedList,
+    previous: t.Mapping[str, t.Any] | None,
+    account: str,
+) -> None:
+    """The last run's STATE names another list for this stream: say so, naming both."""
+    if not previous or previous.get("ad_account_id") not in (None, account):
+        return
+    old_id = previous.get("customer_list_id")
+    if old_id is None or str(old_id) == resolved.id:
+        return
+    logger.warning(
+        "Stream '%s' now loads customer list %s (%r); the previous run loaded customer list %s "
+        "(%r) for this stream. Its segment_name or segment_id changed, and the old list keeps "
+        "its members and its audience. If that was not meant, set it back; to retire the old "
+        "list, remove its members with explicit remove rows, or delete it in Ads Manager.",
+        plan.stream,
+        resolved.id,
+        resolved.name,
+        old_id,
+        previous.get("segment_name"),
+    )
+
+
 def _calls(adds: Iterator[bytes], removes: Iterator[bytes]) -> Iterator[tuple[Operation, bytes]]:
-    return itertools.chain(
+    both: Iterator[tuple[Operation, bytes]] = itertools.chain(
         (("ADD", blob) for blob in adds),
         (("REMOVE", blob) for blob in removes),
     )
+    return both
