@@ -224,11 +224,11 @@ class Mirror:
             return
         self.logger.warning(
             "Stream '%s': customer list %s shows %d uploaded records (net of removals) on "
-            "Pinterest, but this target's ledger accounts for %d: the list holds members that mirror mode never "
-            "recorded (explicit runs, another tool, Ads Manager), and Pinterest cannot list a "
-            "list's members, so mirror mode cannot remove them. Two ways out: start the "
-            "audience on a fresh list (a new segment_name), or send the old members once as "
-            "explicit remove rows (sync_mode=explicit, action=remove).",
+            "Pinterest, but this target's ledger accounts for %d: the list holds members "
+            "that mirror mode never recorded (explicit runs, another tool, Ads Manager), and "
+            "Pinterest cannot list a list's members, so mirror mode cannot remove them. Two "
+            "ways out: start the audience on a fresh list (a new segment_name), or send the "
+            "old members once as explicit remove rows (sync_mode=explicit, action=remove).",
             plan.stream,
             resolved.id,
             on_pinterest,
