@@ -8,6 +8,7 @@ after looking again for a while.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import typing as t
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from target_pinterest_audiences.errors import StreamFailed, StreamRefused
-from target_pinterest_audiences.loading.sender import DIGEST_SIZE, CallSize
+from target_pinterest_audiences.loading.sender import DIGEST_SIZE, CallSize, exceptions_by_code
 from target_pinterest_audiences.pinterest import (
     PinterestApiError,
     PinterestClient,
@@ -42,6 +43,8 @@ class ResolvedList:
     list_type: str
     uploaded_records: int = 0  # Pinterest's counters, which grow with every record sent
     removed_records: int = 0
+    # Records the create's answer said Pinterest could not use, by code (created lists only).
+    exceptions: t.Mapping[str, int] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,9 @@ class Lists:
                 "with the answer lost; check the network path to the Pinterest API and run again."
             )
         resolved = _resolved(created.value, plan.list_type, existed=False)
-        if created.recovered:
+        if not created.recovered:
+            resolved = dataclasses.replace(resolved, exceptions=exceptions_by_code(created.value))
+        else:
             # Its first members may or may not have been applied: send them again (a set).
             self.client.update_customer_list(resolved.id, "ADD", first)
         return resolved

@@ -107,6 +107,7 @@ class StreamSync:
                 created = first[: len(first) - len(leftover)]
                 changes.created(resolved.id, created)
                 sent.count("ADD", len(created) // DIGEST_SIZE)
+                sent.exceptions.update(resolved.exceptions)
                 if leftover:
                     adds = itertools.chain([leftover], adds)
                 logger.info(
