@@ -8,13 +8,17 @@ password) and says that nothing is lost; the next run finds exactly what was con
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from target_pinterest_audiences.emulator import PinterestEmulator
 from target_pinterest_audiences.ledger import LedgerError, open_ledger
+from tests.conftest import AD_ACCOUNT, TargetRunner, audience_messages, emails, sha
 from tests.ledger_support import ACCOUNT, adds_of, hs, new_list, split
 from tests.pg import PostgresServer, PostgresUnavailable
 
@@ -112,3 +116,49 @@ def test_restarted_between_two_confirmations(server: PostgresServer, tmp_path: P
         assert d.known_count == len(confirmed) == rerun.count(ACCOUNT, lst)
         assert adds_of(d) == sorted(set(desired) - confirmed)
         assert d.remove_count == len(confirmed - set(desired)) == 5
+
+
+# ---- end to end: a PostgreSQL restart under a real mirror run through the CLI ------------------
+
+
+def test_a_ledger_stopped_mid_run_fails_the_stream_and_the_next_run_repairs_it(
+    server: PostgresServer, target: TargetRunner, emulator: PinterestEmulator
+) -> None:
+    url = url_of(server)
+    addresses = emails(120)
+    messages = audience_messages("audience", "Outage", addresses)
+    # Calls one at a time, slowly enough to stop the server between two confirmations.
+    emulator.add_fault("latency", method="PATCH", seconds=0.3, times=None)
+    config = {"sync_mode": "mirror", "ledger_url": url, "records_per_request": 10,
+              "_calls_in_flight": 1, "_retry_base_seconds": 0.01}  # fmt: skip
+    stopper = threading.Thread(target=_stop_after_patches, args=(server, emulator, 3))
+    stopper.start()
+    try:
+        run = target.run(messages, **config)
+    finally:
+        stopper.join()
+    assert run.returncode == 1 and run.states == []
+    error = "\n".join(line for line in run.stderr.splitlines() if "ERROR" in line)
+    assert "Stream 'audience' failed" in error
+    assert f"127.0.0.1:{server.port}/tpa_test" in error and PASSWORD not in run.stderr
+    assert "Nothing is lost" in error and "next run" in error
+    assert "Traceback" not in run.stderr
+
+    pg_ctl(server, "restart")  # restart reuses the port of the last start
+    emulator.clear_faults()
+    rerun = target.run(messages, **config)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    (listed,) = emulator.lists(AD_ACCOUNT)
+    assert emulator.members(AD_ACCOUNT, listed["id"]) == {sha(a) for a in addresses}
+    with open_ledger(url, base_dir=target.workdir) as ledger:
+        assert ledger.count(AD_ACCOUNT, listed["id"]) == len(addresses)
+
+
+def _stop_after_patches(server: PostgresServer, emulator: PinterestEmulator, patches: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done = [r for r in emulator.requests if r.method == "PATCH" and r.status == 200]
+        if len(done) >= patches:
+            break
+        time.sleep(0.02)
+    pg_ctl(server, "stop")

@@ -111,6 +111,10 @@ class Ledger(ABC):
 
     # ---- setup and errors -----------------------------------------------------------
 
+    def open(self) -> None:
+        """Open (create, migrate) the database now, not at first use: a run checks it first."""
+        self._ensure()
+
     def describe(self) -> str:
         """The ledger's URL with the password hidden, for messages."""
         return describe_url(self._url)

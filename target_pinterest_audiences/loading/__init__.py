@@ -48,7 +48,7 @@ def start_session(settings: Settings, logger: logging.Logger) -> Session:
         session.client.check_access()
         if settings.may_mirror:
             try:
-                session.ledger()
+                session.ledger().open()
             except LedgerError as error:
                 raise TargetError(str(error)) from None
     except BaseException:
