@@ -408,6 +408,7 @@ def test_401_refresh_persists_rotated_token(emu, tmp_path) -> None:
     assert set(stored) == {
         "refresh_token",
         "refresh_token_expires_at",
+        "issued_at",  # the newest of several stores wins (issue 10.2)
         "configured_refresh_token_sha256",
     }
     # next run: the stored (rotated) refresh token is used

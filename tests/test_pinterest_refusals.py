@@ -73,11 +73,15 @@ def test_401_code_3_names_the_scope_and_never_refreshes(emu, tmp_path) -> None:
 
 def test_403_not_permitted_is_a_scope_error(emu, tmp_path) -> None:
     client, tokens, _ = make_client(emu, tmp_path)
-    emu.add_fault("status", method="GET", path="audiences", status=403, code=29)
+    emu.add_fault(
+        "status", method="GET", path="audiences", status=403, code=29,
+        message="You are not permitted to access that resource.",
+    )  # fmt: skip
     with pytest.raises(PinterestScopeError) as info:
         list(client.iter_audiences())
     text = str(info.value)
     assert "ads:read" in text and ACCT in text and "ad_account_id" in text
+    assert "resource. The call needs" in text  # one sentence after Pinterest's, no ".."
     assert tokens.refresh_count == 0 and client.stats.retries == 0
 
 
@@ -254,7 +258,7 @@ def test_a_refused_connection_gets_a_short_budget_and_names_host_and_port() -> N
         client.check_access()
     text = str(info.value)
     assert "could not connect to 127.0.0.1:9: connection refused" in text
-    assert info.value.last_reason == "refused"
+    assert info.value.last_reason == "refused" and "check api_url" in text
     assert 0 < sum(clock.sleeps) <= 4.0  # a few seconds in all, not minutes
     assert client.stats.retries_by_reason["refused"] == len(clock.sleeps)
 

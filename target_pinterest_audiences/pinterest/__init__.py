@@ -3,14 +3,15 @@
 * :mod:`.client` - the endpoints (paths, bodies, paging, hex-encoding of member digests),
 * :mod:`.transport` - one call: pace, send, refresh on 401, map the answer, retry,
 * :mod:`.errors` - the exceptions and the mapping from a refusal to its exception and hint,
-* :mod:`.auth` - access and refresh tokens, :mod:`.pacing` - the per-minute caps,
+* :mod:`.auth` - access and refresh tokens, :mod:`.token_store` - where the newest
+  refresh token is kept between runs, :mod:`.pacing` - the per-minute caps,
 * :mod:`.http_retry` - what is retried and how long to wait, :mod:`.stats` - counters,
 * :mod:`.quota` - the client-wide stop once Pinterest's quota is used up.
 """
 
 from __future__ import annotations
 
-from .auth import TokenManager
+from .auth import FileTokenStore, RefreshTokenStore, StoredRefreshToken, TokenManager
 from .client import PinterestClient
 from .errors import (
     PinterestApiError,
@@ -29,6 +30,7 @@ from .stats import ClientStats
 
 __all__ = [
     "ClientStats",
+    "FileTokenStore",
     "PinterestApiError",
     "PinterestAuthError",
     "PinterestClient",
@@ -36,9 +38,11 @@ __all__ = [
     "PinterestScopeError",
     "QuotaExhausted",
     "RateLimiter",
+    "RefreshTokenStore",
     "RequestTooLarge",
     "RetryBudgetExhausted",
     "RetryPolicy",
+    "StoredRefreshToken",
     "TokenManager",
     "WriteOutcomeUnknown",
     "api_url_problem",

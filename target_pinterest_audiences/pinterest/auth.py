@@ -1,31 +1,32 @@
 """Access tokens: bearer token handling and Pinterest continuous refresh.
 
 Pinterest's continuous refresh answers every refresh with a NEW refresh token and
-the previous one may stop working, so the latest one is persisted (atomically,
-mode 0600) under ``token_dir`` and preferred over the configured one as long as
-the configured refresh token is unchanged. Nothing here ever logs a token, the
-client secret or a request body.
+the previous one may stop working, so the newest one is kept in every
+:class:`~.token_store.RefreshTokenStore` given (a 0600 file under ``token_dir``,
+a database shared by other runs, ...) and preferred over the configured one as long
+as the configured refresh token is unchanged. Runs that refresh at the same moment
+take turns (each store's ``exclusive()``), and the later one uses the token the
+earlier one got. Nothing here ever logs a token, the client secret or a request body.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
-import os
-import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from .errors import PinterestAuthError, error_fields
+from .token_store import FileTokenStore, RefreshTokenStore, StoredRefreshToken
 
-TOKEN_FILE_NAME = "refresh_token.json"  # noqa: S105 - a file name
+__all__ = ["FileTokenStore", "RefreshTokenStore", "StoredRefreshToken", "TokenManager"]
+
 EXPIRY_WARNING_DAYS = 14
 _TOKEN_ATTEMPTS = 3
 
@@ -43,7 +44,11 @@ class _RefreshRefused(Exception):
 
 
 class TokenManager:
-    """Hands out the bearer token and refreshes it (thread-safe)."""
+    """Hands out the bearer token and refreshes it (thread-safe).
+
+    ``stores``: where the newest refresh token is kept, newest ``issued_at`` wins at start;
+    ``token_dir`` is a shorthand for a :class:`FileTokenStore` there (put first).
+    """
 
     def __init__(
         self,
@@ -54,6 +59,7 @@ class TokenManager:
         client_id: str | None = None,
         client_secret: str | None = None,
         token_dir: Path | str | None = None,
+        stores: Sequence[RefreshTokenStore] = (),
         logger: logging.Logger | None = None,
         timeout: tuple[float, float] = (10.0, 60.0),
         sleep: Callable[[float], None] = time.sleep,
@@ -65,7 +71,8 @@ class TokenManager:
         self._configured_refresh_token = refresh_token or None
         self._client_id = client_id or None
         self._client_secret = client_secret or None
-        self.token_dir = Path(token_dir) if token_dir is not None else None
+        file_store = [FileTokenStore(token_dir)] if token_dir is not None else []
+        self.stores: list[RefreshTokenStore] = [*file_store, *stores]
         self.logger = logger or logging.getLogger(__name__)
         self._timeout = timeout
         self._sleep = sleep
@@ -76,17 +83,19 @@ class TokenManager:
         self.refresh_count = 0
         self.refresh_token_expires_at: float | None = None
         self._refresh_token = self._configured_refresh_token
+        self._refresh_token_issued_at = 0.0  # the configured one: older than any stored
         self.using_stored_refresh_token = False
-        self._load_stored_refresh_token()
+        self._configured_sha256 = (
+            _sha256(self._configured_refresh_token) if self._configured_refresh_token else ""
+        )
+        newest = self._newest_stored()
+        if newest is not None:
+            self._use_stored(*newest)
 
     # ----------------------------------------------------------------- public API
     @property
     def can_refresh(self) -> bool:
         return bool(self._refresh_token and self._client_id and self._client_secret)
-
-    @property
-    def token_file(self) -> Path | None:
-        return self.token_dir / TOKEN_FILE_NAME if self.token_dir is not None else None
 
     def get(self) -> str:
         """The current bearer token, fetching one first if there is none."""
@@ -114,7 +123,7 @@ class TokenManager:
         return (
             f"TokenManager(api_url={self.api_url!r}, access_token={state(self._access_token)}, "
             f"refresh_token={state(self._refresh_token)}, client_id={state(self._client_id)}, "
-            f"client_secret={state(self._client_secret)}, token_dir={self.token_dir!s}, "
+            f"client_secret={state(self._client_secret)}, stores={len(self.stores)}, "
             f"refreshes={self.refresh_count})"
         )
 
@@ -144,6 +153,20 @@ class TokenManager:
                 "No Pinterest access token is configured and none can be obtained",
                 settings=("access_token", *missing),
             )
+        with contextlib.ExitStack() as held:
+            for store in self.stores:  # in list order, so that every process takes them alike
+                self._hold(held, store)
+            newest = self._newest_stored()
+            if newest is not None and newest[0].issued_at > self._refresh_token_issued_at:
+                # Another run refreshed meanwhile: the token this one holds may be spent.
+                self.logger.info(
+                    "Another run refreshed the token meanwhile; using its newer refresh token"
+                )
+                self._use_stored(*newest)
+            return self._exchange_or_fall_back()
+
+    def _exchange_or_fall_back(self) -> str:
+        """Exchange the refresh token held; the configured one if Pinterest refuses it."""
         assert self._refresh_token is not None
         try:
             return self._exchange(self._refresh_token)
@@ -158,6 +181,7 @@ class TokenManager:
                     refused.message,
                 )
                 self._refresh_token = configured
+                self._refresh_token_issued_at = 0.0
                 self.using_stored_refresh_token = False
                 try:
                     return self._exchange(configured)
@@ -270,8 +294,9 @@ class TokenManager:
         new_refresh = body.get("refresh_token")
         if new_refresh:
             self._refresh_token = str(new_refresh)
+            self._refresh_token_issued_at = now
             self.refresh_token_expires_at = expires_at
-            self._persist(self._refresh_token, expires_at)
+            self._save(self._refresh_token, expires_at, now)
         elif expires_at is not None and used_refresh_token == self._refresh_token:
             self.refresh_token_expires_at = expires_at
         self.logger.info("Refreshed the Pinterest access token (refresh #%d)", self.refresh_count)
@@ -284,70 +309,72 @@ class TokenManager:
             )
         return self._access_token
 
-    def _load_stored_refresh_token(self) -> None:
-        path = self.token_file
-        if path is None or not self._configured_refresh_token or not path.exists():
-            return
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            self.logger.warning(
-                "Ignoring unreadable stored refresh token file %s (%s)", path, type(exc).__name__
-            )
-            return
-        if not isinstance(stored, dict) or not stored.get("refresh_token"):
-            return
-        if stored.get("configured_refresh_token_sha256") != _sha256(self._configured_refresh_token):
-            self.logger.info(
-                "The configured refresh_token changed since %s was written; using the "
-                "configured one",
-                path,
-            )
-            return
-        self._refresh_token = str(stored["refresh_token"])
-        self.using_stored_refresh_token = True
-        expires_at = stored.get("refresh_token_expires_at")
-        if isinstance(expires_at, int | float):
-            self.refresh_token_expires_at = float(expires_at)
-        self.logger.debug("Using the refresh token stored in %s", path)
-
-    def _persist(self, refresh_token: str, expires_at: float | None) -> None:
-        path = self.token_file
-        if path is None or not self._configured_refresh_token:
-            return
-        payload = {
-            "refresh_token": refresh_token,
-            "refresh_token_expires_at": int(expires_at) if expires_at is not None else None,
-            "configured_refresh_token_sha256": _sha256(self._configured_refresh_token),
-        }
-        directory = path.parent
-        try:
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            tmp_name = str(directory / f".{TOKEN_FILE_NAME}.{secrets.token_hex(8)}.tmp")
-            fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # ----------------------------------------------------------------- the stores
+    def _newest_stored(self) -> tuple[StoredRefreshToken, str] | None:
+        """The newest stored token descending from the configured refresh_token, if any,
+        and the store's description."""
+        if not self._configured_refresh_token:
+            return None
+        newest: tuple[StoredRefreshToken, str] | None = None
+        for store in self.stores:
             try:
-                os.fchmod(fd, 0o600)  # in case of an unusual umask/ACL
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(payload, fh)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp_name, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp_name)
-                raise
-            with contextlib.suppress(OSError):
-                dir_fd = os.open(directory, os.O_RDONLY)
-                try:
-                    os.fsync(dir_fd)
-                finally:
-                    os.close(dir_fd)
-        except OSError as exc:
-            self.logger.error(
-                "Could not save the rotated Pinterest refresh token to %s (%s); the next "
-                "run may need a re-authorized refresh_token",
-                path,
+                token = store.load()
+            except Exception as exc:  # one store down must not stop the run: the others remain
+                self.logger.warning(
+                    "Could not read the refresh token kept in %s (%s)",
+                    store.describe(),
+                    type(exc).__name__,
+                )
+                continue
+            if token is None:
+                continue
+            if token.configured_sha256 != self._configured_sha256:
+                self.logger.info(
+                    "The configured refresh_token changed since %s was written; not using "
+                    "the token kept there",
+                    store.describe(),
+                )
+                continue
+            if newest is None or token.issued_at > newest[0].issued_at:
+                newest = (token, store.describe())
+        return newest
+
+    def _use_stored(self, token: StoredRefreshToken, where: str) -> None:
+        self._refresh_token = token.refresh_token
+        self._refresh_token_issued_at = token.issued_at
+        self.refresh_token_expires_at = token.expires_at
+        self.using_stored_refresh_token = True
+        self.logger.debug("Using the refresh token kept in %s", where)
+
+    def _hold(self, held: contextlib.ExitStack, store: RefreshTokenStore) -> None:
+        """Take ``store``'s turn for refreshing; without it (store down) refresh anyway."""
+        try:
+            held.enter_context(store.exclusive())
+        except Exception as exc:  # refreshing unserialized beats not refreshing at all
+            self.logger.warning(
+                "Could not lock %s for the token refresh (%s); refreshing without it",
+                store.describe(),
                 type(exc).__name__,
             )
+
+    def _save(self, refresh_token: str, expires_at: float | None, issued_at: float) -> None:
+        if not self._configured_refresh_token:
             return
-        self.logger.debug("Saved the rotated refresh token to %s", path)
+        token = StoredRefreshToken(
+            refresh_token=refresh_token,
+            expires_at=expires_at,
+            issued_at=issued_at,
+            configured_sha256=self._configured_sha256,
+        )
+        for store in self.stores:
+            try:
+                store.save(token)
+            except Exception as exc:  # the other stores still get it
+                self.logger.error(
+                    "Could not save the rotated Pinterest refresh token to %s (%s); the next "
+                    "run may need a re-authorized refresh_token",
+                    store.describe(),
+                    type(exc).__name__,
+                )
+                continue
+            self.logger.debug("Saved the rotated refresh token to %s", store.describe())

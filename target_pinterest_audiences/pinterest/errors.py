@@ -35,6 +35,11 @@ class PinterestError(Exception):
     """Base class of every error raised by this package."""
 
 
+def _then(sentence: str, more: str) -> str:
+    """``sentence``, then ``more`` as the next sentence (Pinterest's message may end in '.')."""
+    return f"{sentence} {more}" if sentence.endswith(".") else f"{sentence}. {more}"
+
+
 def _pinterest_detail(status: int | None, code: object, api_message: str | None) -> str:
     parts = []
     if status is not None:
@@ -70,7 +75,7 @@ class PinterestApiError(PinterestError):
         self.hint = hint
         msg = f"Pinterest refused {call}: {_pinterest_detail(status, code, api_message)}"
         if hint:
-            msg = f"{msg}. {hint}"
+            msg = _then(msg, hint)
         super().__init__(msg)
 
 
@@ -142,7 +147,7 @@ class PinterestScopeError(PinterestAuthError):
             why = f"The token lacks the {scope} scope this call needs"
         PinterestError.__init__(
             self,
-            f"{refused}. {why}. Re-authorize the app with the scopes {' and '.join(SCOPES)} "
+            f"{_then(refused, why)}. Re-authorize the app with the scopes {' and '.join(SCOPES)} "
             "and configure the new refresh_token (or access_token)",
         )
 
@@ -185,6 +190,8 @@ class RetryBudgetExhausted(PinterestError):
             msg += f"; Pinterest's last answer: {_pinterest_detail(status, code, api_message)}"
         elif last_error:
             msg += f"; last error: {last_error}"
+        if last_reason == "refused":
+            msg += " (check api_url, and that its host can be reached from here)"
         super().__init__(msg)
 
 
