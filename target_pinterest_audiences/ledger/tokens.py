@@ -1,8 +1,8 @@
 """The newest Pinterest refresh token, kept in the ledger database (one row per app).
 
 Runs in fresh containers that share one ledger database find there the token Pinterest last
-issued (it may invalidate the previous one at every refresh). The store matches the
-Pinterest client's ``RefreshTokenStore`` protocol structurally. The token is a secret: it is
+issued (it may invalidate the previous one at every refresh). The store implements the
+Pinterest client's ``RefreshTokenStore`` protocol. The token is a secret: it is
 never logged, never in a repr, and scrubbed from every error message.
 """
 
@@ -10,24 +10,18 @@ from __future__ import annotations
 
 import typing as t
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
 from target_pinterest_audiences.ledger.schema import REFRESH_TOKENS
 
+# The Pinterest client's own definition: one shape for both stores (a stdlib-only module).
+from target_pinterest_audiences.pinterest.token_store import StoredRefreshToken
+
 if t.TYPE_CHECKING:
     from target_pinterest_audiences.ledger.base import Ledger
 
 LOCK_SCOPE = "refresh-token"
-
-
-@dataclass(frozen=True)
-class StoredRefreshToken:  # the same fields as pinterest/token_store.py's
-    refresh_token: str = field(repr=False)
-    expires_at: float | None
-    issued_at: float  # the newest wins
-    configured_sha256: str
 
 
 class LedgerTokenStore:

@@ -43,14 +43,17 @@ def start_session(settings: Settings, logger: logging.Logger) -> Session:
     problem = api_url_problem(settings.api_url)
     if problem is not None:
         logger.warning("%s. Check the api_url setting.", problem)
-    session = Session(settings, logger)
+    try:
+        session = Session(settings, logger)
+    except LedgerError as error:  # the shared refresh token lives in the ledger database
+        raise TargetError(str(error)) from None
     try:
         session.client.check_access()
         if settings.may_mirror:
-            try:
-                session.ledger().open()
-            except LedgerError as error:
-                raise TargetError(str(error)) from None
+            session.ledger().open()
+    except LedgerError as error:
+        session.close()
+        raise TargetError(str(error)) from None
     except BaseException:
         session.close()
         raise

@@ -22,8 +22,13 @@ if t.TYPE_CHECKING:
     from target_pinterest_audiences.settings import Settings
 
 
-def build_client(settings: Settings) -> PinterestClient:
-    """The Pinterest client for these settings (no call is made yet)."""
+def build_client(settings: Settings, ledger: Ledger | None = None) -> PinterestClient:
+    """The Pinterest client for these settings (no API call is made yet).
+
+    The newest refresh token is kept in the private directory and, with `ledger_url` set, in
+    the ledger database too: runs in fresh containers sharing that database keep working while
+    Pinterest rotates the refresh token, and their refreshes are serialized through it.
+    """
     if not settings.access_token and not settings.can_refresh:
         raise ConfigError(
             "No Pinterest credentials: set access_token, or refresh_token together with "
@@ -36,6 +41,9 @@ def build_client(settings: Settings) -> PinterestClient:
         client_id=settings.client_id,
         client_secret=settings.client_secret,
         token_dir=settings.work_dir,
+        stores=[ledger.refresh_token_store(settings.client_id)]
+        if ledger is not None and settings.client_id
+        else [],
     )
     tuning = settings.tuning
     retry = RetryPolicy(handlers=default_retry_handlers(backoff_base=tuning.retry_base_seconds))
@@ -56,8 +64,9 @@ class Session:
     def __init__(self, settings: Settings, logger: logging.Logger) -> None:
         self.settings = settings
         self.logger = logger
-        self.client = build_client(settings)
         self._ledger: Ledger | None = None
+        shared = self.ledger() if settings.ledger_url and settings.can_refresh else None
+        self.client = build_client(settings, shared)
 
     @property
     def account(self) -> str:
