@@ -22,6 +22,7 @@ from pathlib import Path
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, RecordsWithoutSchemaException
 from singer_sdk.helpers.capabilities import PluginCapabilities
+from singer_sdk.mapper import RemoveRecordTransform
 from singer_sdk.target_base import Target
 
 from target_pinterest_audiences.errors import InputError, TargetError
@@ -224,7 +225,17 @@ class TargetPinterestAudiences(Target):
             stream_name, record=record, schema=schema, key_properties=key_properties
         )
         self._audience_sinks[stream_name] = t.cast(AudienceSink, sink)
+        if self._removed_by_stream_maps(stream_name):
+            self.inputs.leave_out(stream_name)  # a source split by stream maps: not a list
         return sink
+
+    def _removed_by_stream_maps(self, stream_name: str) -> bool:
+        maps = self.mapper.stream_maps.get(stream_name, []) if self.settings.sdk_record_path else []
+        return any(
+            isinstance(stream_map, RemoveRecordTransform)
+            and stream_map.stream_alias == stream_name
+            for stream_map in maps
+        )
 
     # Private SDK hook (an abstract message handler of the SDK's reader): the fast reader sends
     # the common RECORD lines straight to the stream's collector; the rest arrive here.

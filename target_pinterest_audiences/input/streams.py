@@ -102,6 +102,7 @@ class InputStreams:
         self.settings = settings
         self.logger = logger
         self._streams: dict[str, StreamInput] = {}
+        self._left_out: set[str] = set()  # streams the stream maps remove (split into others)
         # stream name -> its collector's `ingest_record`: the reader's hot path, one dict lookup
         # per record. Empty when stream maps or flattening send records the SDK's way.
         self.ingesters: dict[str, Callable[[AudienceRecord, int], None]] = {}
@@ -128,6 +129,10 @@ class InputStreams:
             if self.fast_path:
                 self.ingesters[name] = stream.collector.ingest_record
         return stream
+
+    def leave_out(self, name: str) -> None:
+        """A stream that is no list of its own (stream maps removed it): nothing to sync."""
+        self._left_out.add(name)
 
     def get(self, name: str) -> StreamInput | None:
         return self._streams.get(name)
@@ -176,6 +181,8 @@ class InputStreams:
         refusals: list[str] = []
         try:
             for stream in self:
+                if stream.name in self._left_out and stream.rows == 0:
+                    continue
                 if stream.rows == 0:
                     self._empty(stream, refusals)
                     continue
