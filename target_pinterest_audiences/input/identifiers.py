@@ -74,12 +74,14 @@ def normalize_email(value: str) -> str | None:
     return email
 
 
-def normalize_device_id(value: str) -> str | None:
-    """Trim and lowercase an IDFA or MAID (GAID); None when it is not an 8-4-4-4-12 UUID."""
+def normalize_device_id(value: str, *, upper: bool = False) -> str | None:
+    """Trim and lowercase (or uppercase) an IDFA or MAID (GAID); None when it is not an
+    8-4-4-4-12 UUID. Pinterest documents lowercase for MAIDs and says nothing of IDFAs, which
+    some ad platforms hash uppercase: the `idfa_case` setting chooses for IDFAs."""
     device_id = value.strip().lower()
     if _UUID_RE.fullmatch(device_id) is None:
         return None
-    return device_id
+    return device_id.upper() if upper else device_id
 
 
 def normalize_sha256(value: str) -> str | None:
@@ -99,15 +101,18 @@ def hash_identifier(normalized: str) -> bytes:
     return sha256(normalized.encode()).digest()
 
 
-def member_digest(field: str, value: object) -> bytes | Invalid:
-    """The 32-byte member digest for one identifier field of a row, or why it is invalid."""
+def member_digest(field: str, value: object, *, idfa_upper: bool = False) -> bytes | Invalid:
+    """The 32-byte member digest for one identifier field of a row, or why it is invalid.
+
+    `idfa_upper`: hash IDFAs uppercase (the `idfa_case: upper` setting); MAIDs stay lowercase.
+    """
     if not isinstance(value, str):
         return Invalid.WRONG_TYPE
     if field == "email":
         email = normalize_email(value)
         return FIELD_INVALID[field] if email is None else hash_identifier(email)
     if field in ("idfa", "maid"):
-        device_id = normalize_device_id(value)
+        device_id = normalize_device_id(value, upper=idfa_upper and field == "idfa")
         return FIELD_INVALID[field] if device_id is None else hash_identifier(device_id)
     digest = normalize_sha256(value)
     return FIELD_INVALID[field] if digest is None else bytes.fromhex(digest)

@@ -109,7 +109,8 @@ def clean_segment(name: object, segment_id: object) -> tuple[str | None, str | N
 class RowCollector:
     """Collects rows of one stream (or one block of it). The hot path is `ingest`."""
 
-    def __init__(self, *, parts: list[bytearray] | None = None) -> None:
+    def __init__(self, *, parts: list[bytearray] | None = None, idfa_upper: bool = False) -> None:
+        self.idfa_upper = idfa_upper  # the idfa_case setting: hash IDFAs uppercase
         self.rows = 0
         self.invalid: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
@@ -184,7 +185,7 @@ class RowCollector:
             value = getattr(record, field_name)
             if value is None or value == "":
                 continue
-            digest = member_digest(field_name, value)
+            digest = member_digest(field_name, value, idfa_upper=self.idfa_upper)
             if isinstance(digest, bytes):
                 self.parts[digest[0]] += digest + marker
                 found += 1

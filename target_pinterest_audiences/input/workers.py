@@ -30,7 +30,7 @@ BlockItem = (
 )
 
 
-def collect_block(block: bytes, first_line: int) -> list[BlockItem]:
+def collect_block(block: bytes, first_line: int, idfa_upper: bool = False) -> list[BlockItem]:
     items: list[BlockItem] = []
     collectors: dict[str, RowCollector] = {}
     line = first_line - 1
@@ -49,7 +49,7 @@ def collect_block(block: bytes, first_line: int) -> list[BlockItem]:
             if name.__class__ is str:
                 collector = collectors.get(name)
                 if collector is None:
-                    collector = collectors[name] = RowCollector()
+                    collector = collectors[name] = RowCollector(idfa_upper=idfa_upper)
                     collector.first_line = line
                 collector.ingest_record(fast.record, line)
                 continue
@@ -116,12 +116,13 @@ class WorkerPool:
     deduplicate the members once the input has ended.
     """
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, idfa_upper: bool = False) -> None:
         self.workers = workers
+        self.idfa_upper = idfa_upper
         self._executor: ProcessPoolExecutor | None = None
 
     def submit_block(self, block: bytes, first_line: int) -> Future[list[BlockItem]]:
-        return self.executor().submit(collect_block, block, first_line)
+        return self.executor().submit(collect_block, block, first_line, self.idfa_upper)
 
     def executor(self) -> ProcessPoolExecutor:
         if self._executor is None:
