@@ -19,6 +19,14 @@ DEFAULT_RECORDS_PER_REQUEST = 10_000
 DEFAULT_MAX_REQUESTS_PER_MINUTE = 400  # Pinterest's ads_write quota (Standard access)
 DEFAULT_MAX_REMOVAL_FRACTION = 0.5
 SECRET_SETTINGS = ("access_token", "refresh_token", "client_secret")
+# What `streams` may set for one stream, each overriding the setting of the same name.
+STREAM_SETTINGS = (
+    "audience_name",
+    "audience_description",
+    "list_type",
+    "sync_mode",
+    "max_removal_fraction",
+)
 
 
 class SyncMode(enum.StrEnum):
@@ -29,6 +37,13 @@ class SyncMode(enum.StrEnum):
 class OnInvalidRecord(enum.StrEnum):
     SKIP = "skip"
     FAIL = "fail"
+
+
+class IdfaCase(enum.StrEnum):
+    """How IDFAs are cased before hashing (Pinterest documents lowercase MAIDs only)."""
+
+    LOWER = "lower"
+    UPPER = "upper"
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,9 @@ class Settings:
     dry_run: bool = False
     max_removal_fraction: float = DEFAULT_MAX_REMOVAL_FRACTION
     ledger_url: str | None = None
+    idfa_case: IdfaCase = IdfaCase.LOWER
+    # stream name -> its per-stream settings (the `streams` setting), checked by `config_errors`
+    streams: t.Mapping[str, t.Mapping[str, t.Any]] = field(default_factory=dict)
     # Stream maps and flattening need the SDK's per-record path (the fast path steps aside).
     sdk_record_path: bool = False
     work_dir: Path = Path(WORK_DIR_NAME)
@@ -116,10 +134,11 @@ class Settings:
             return default if value is None else value
 
         return cls(
+            # An integer (digits unquoted in YAML) is the same account.
             ad_account_id=str(config.get("ad_account_id") or ""),
             access_token=config.get("access_token") or None,
             refresh_token=config.get("refresh_token") or None,
-            client_id=config.get("client_id") or None,
+            client_id=str(config["client_id"]) if config.get("client_id") else None,
             client_secret=config.get("client_secret") or None,
             api_url=str(get("api_url", DEFAULT_API_URL)).rstrip("/"),
             sync_mode=SyncMode(get("sync_mode", SyncMode.EXPLICIT)),
@@ -132,6 +151,8 @@ class Settings:
             dry_run=bool(get("dry_run", False)),
             max_removal_fraction=float(get("max_removal_fraction", DEFAULT_MAX_REMOVAL_FRACTION)),
             ledger_url=config.get("ledger_url") or None,
+            idfa_case=IdfaCase(get("idfa_case", IdfaCase.LOWER)),
+            streams={name: dict(values) for name, values in (config.get("streams") or {}).items()},
             sdk_record_path=bool(config.get("stream_maps") or config.get("flattening_enabled")),
             work_dir=cwd / WORK_DIR_NAME,
             tuning=Tuning.from_config(config),
@@ -148,11 +169,22 @@ class Settings:
     @property
     def may_mirror(self) -> bool:
         """Whether any stream of the run can be in mirror mode (it then needs the ledger)."""
-        return self.sync_mode == SyncMode.MIRROR
+        return self.sync_mode == SyncMode.MIRROR or any(
+            values.get("sync_mode") == SyncMode.MIRROR for values in self.streams.values()
+        )
+
+    @property
+    def idfa_upper(self) -> bool:
+        return self.idfa_case == IdfaCase.UPPER
 
     def for_stream(self, stream: str) -> StreamSettings:
+        """The global settings, with what `streams` says for this stream over them."""
+        own = self.streams.get(stream, {})
+        fraction = own.get("max_removal_fraction")
         return StreamSettings(
-            sync_mode=self.sync_mode,
-            list_type=self.list_type,
-            max_removal_fraction=self.max_removal_fraction,
+            sync_mode=SyncMode(own.get("sync_mode") or self.sync_mode),
+            list_type=own.get("list_type") or self.list_type,
+            max_removal_fraction=self.max_removal_fraction if fraction is None else float(fraction),
+            audience_name=own.get("audience_name") or None,
+            audience_description=own.get("audience_description"),
         )

@@ -21,14 +21,15 @@ from pathlib import Path
 
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, RecordsWithoutSchemaException
-from singer_sdk.helpers.capabilities import PluginCapabilities
+from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 from singer_sdk.mapper import RemoveRecordTransform
 from singer_sdk.target_base import Target
 
+from target_pinterest_audiences.config_check import config_errors
 from target_pinterest_audiences.errors import InputError, TargetError
 from target_pinterest_audiences.input.reader import AudienceReader
 from target_pinterest_audiences.input.streams import InputStreams
-from target_pinterest_audiences.settings import SECRET_SETTINGS, Settings
+from target_pinterest_audiences.settings import Settings
 from target_pinterest_audiences.sink import AudienceSink
 
 if t.TYPE_CHECKING:
@@ -39,6 +40,15 @@ if t.TYPE_CHECKING:
     from target_pinterest_audiences.loading import Session
 
 STATE_KEY = "pinterest_audiences"
+LIST_TYPES = ("EMAIL", "IDFA", "MAID")
+# The SDK's built-in settings that mean nothing for this target (see append_builtin_config).
+IGNORED_SDK_SETTINGS = (
+    "add_record_metadata",
+    "load_method",
+    "batch_size_rows",
+    "batch_config",
+    "validate_records",
+)
 
 
 class RecordBeforeSchema(InputError, RecordsWithoutSchemaException):
@@ -52,15 +62,23 @@ class TargetPinterestAudiences(Target):
     default_sink_class = AudienceSink
     message_reader_class = AudienceReader
     # BATCH messages (JSONL, gzip or not; parquet with pyarrow) load like RECORD messages.
-    capabilities: t.ClassVar = [*Target.capabilities, PluginCapabilities.BATCH]
+    # validate-records is left out: rows are checked by the target's own rules instead.
+    capabilities: t.ClassVar = [
+        *(c for c in Target.capabilities if c != TargetCapabilities.VALIDATE_RECORDS),
+        PluginCapabilities.BATCH,
+    ]
 
     config_jsonschema = th.PropertiesList(
         th.Property(
             "ad_account_id",
-            th.StringType(pattern=r"^\d+$"),
+            # Digits; a number too, since digits unquoted in YAML arrive as one.
+            th.CustomType({"type": ["string", "integer"], "pattern": r"^\d+$"}),
             required=True,
             title="Ad account ID",
-            description="Pinterest ad account (digits) that owns the customer lists and audiences.",
+            description=(
+                "Pinterest ad account that owns the customer lists and audiences: digits only, "
+                "as in the Ads Manager URL."
+            ),
         ),
         th.Property(
             "access_token",
@@ -85,7 +103,7 @@ class TargetPinterestAudiences(Target):
         ),
         th.Property(
             "client_id",
-            th.StringType,
+            th.CustomType({"type": ["string", "integer"]}),
             title="Client ID",
             description="Pinterest app id: the HTTP Basic user of the token call.",
         ),
@@ -174,22 +192,62 @@ class TargetPinterestAudiences(Target):
                 "under the working directory."
             ),
         ),
+        th.Property(
+            "idfa_case",
+            th.StringType(allowed_values=["lower", "upper"]),
+            default="lower",
+            title="IDFA case",
+            description=(
+                "How IDFAs are cased before hashing: lower (the same rule as MAIDs, which "
+                "Pinterest documents lowercase) or upper (as Apple hands them out)."
+            ),
+        ),
+        th.Property(
+            "streams",
+            th.ObjectType(
+                additional_properties=th.ObjectType(
+                    th.Property("audience_name", th.StringType),
+                    th.Property("audience_description", th.StringType),
+                    th.Property("list_type", th.StringType(allowed_values=list(LIST_TYPES))),
+                    th.Property("sync_mode", th.StringType(allowed_values=["explicit", "mirror"])),
+                    th.Property("max_removal_fraction", th.NumberType(minimum=0, maximum=1)),
+                )
+            ),
+            title="Per-stream settings",
+            description=(
+                "Settings of single streams, keyed by stream name: audience_name and "
+                "audience_description for its audience, and list_type, sync_mode and "
+                "max_removal_fraction overriding the setting of the same name. Example: "
+                '{"holiday_shoppers": {"audience_name": "Holiday shoppers", '
+                '"audience_description": "Bought in December", "sync_mode": "mirror", '
+                '"max_removal_fraction": 0.2}}'
+            ),
+        ),
     ).to_dict()
 
-    # Private SDK hook: PluginBase.__init__ validates the config through it, and the SDK's own
-    # messages quote the offending value; for a secret, that is the secret.
+    @classmethod
+    def append_builtin_config(cls, config_jsonschema: dict) -> None:
+        """The SDK's built-in settings, less those that mean nothing here.
+
+        Public SDK hook (its docstring invites overriding it). Left out: `add_record_metadata`
+        (no table to add columns to), `load_method` (lists are changed member by member, never
+        overwritten), `batch_size_rows` (records_per_request sizes the calls), `batch_config`
+        (for writing BATCH files, which a target never does), `validate_records` (rows are
+        checked by the target's own rules, which never quote a value). Stream maps and
+        flattening stay: they work.
+        """
+        super().append_builtin_config(config_jsonschema)
+        for name in IGNORED_SDK_SETTINGS:
+            config_jsonschema["properties"].pop(name, None)
+
+    # Private SDK hook: PluginBase.__init__ validates the config through it. The SDK words each
+    # problem as a JSON-schema error and quotes the value (for a secret, the secret): the
+    # target's own settings are checked first, in words (config_check.py).
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        wrong = [
-            key
-            for key in SECRET_SETTINGS
-            if self.config.get(key) is not None and not isinstance(self.config[key], str)
-        ]
-        if wrong and raise_errors:
-            raise ConfigValidationError(
-                "Config validation failed",
-                errors=[f"{key} must be a string (its value is not shown)" for key in wrong],
-            )
-        return super()._validate_config(raise_errors=raise_errors)
+        errors = config_errors(self.config)
+        if errors and raise_errors:
+            raise ConfigValidationError("Config validation failed", errors=errors)
+        return errors or super()._validate_config(raise_errors=raise_errors)
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
@@ -232,8 +290,7 @@ class TargetPinterestAudiences(Target):
     def _removed_by_stream_maps(self, stream_name: str) -> bool:
         maps = self.mapper.stream_maps.get(stream_name, []) if self.settings.sdk_record_path else []
         return any(
-            isinstance(stream_map, RemoveRecordTransform)
-            and stream_map.stream_alias == stream_name
+            isinstance(stream_map, RemoveRecordTransform) and stream_map.stream_alias == stream_name
             for stream_map in maps
         )
 

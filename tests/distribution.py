@@ -33,9 +33,9 @@ CONTRACT_SETTINGS = (
     "list_type", "dry_run", "max_removal_fraction", "ledger_url", "streams",
 )  # fmt: skip
 SECRETS = ("access_token", "refresh_token", "client_secret")
-# In the contract and described by the Hub file and the README, not yet declared by the package
-# (issue 10.1 adds it): allowed missing from --about until then, and only these.
-PENDING_SETTINGS = frozenset({"streams"})
+# In the contract and described by the Hub file and the README, not yet declared by the package:
+# allowed missing from --about until then, and only these (none now).
+PENDING_SETTINGS: frozenset[str] = frozenset()
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -101,7 +101,10 @@ def _about() -> dict[str, Any]:
 def _expected_kind(prop: dict[str, Any]) -> str:
     if "enum" in prop:
         return "options"
-    (json_type,) = [t for t in prop["type"] if t != "null"]
+    types = [t for t in prop["type"] if t != "null"]
+    if types == ["string", "integer"]:  # digits, unquoted in YAML or not: a string to the Hub
+        return "string"
+    (json_type,) = types
     return JSON_TYPE_KIND[json_type]
 
 

@@ -29,12 +29,14 @@ if t.TYPE_CHECKING:
 class StreamInput:
     """One stream's input: its rows, collected and hashed; nothing is sent while it is read."""
 
-    def __init__(self, name: str, settings: StreamSettings, *, buffer_bytes: int) -> None:
+    def __init__(
+        self, name: str, settings: StreamSettings, *, buffer_bytes: int, idfa_upper: bool = False
+    ) -> None:
         self.name = name
         self.settings = settings
         # Beyond `buffer_bytes` of member records in memory, the partitions spill to disk.
         self.members = MemberStore(flush_bytes=buffer_bytes)
-        self.collector = RowCollector(parts=self.members.parts)
+        self.collector = RowCollector(parts=self.members.parts, idfa_upper=idfa_upper)
         # Rows that the SDK's per-record path counted in its record_count metric itself.
         self.sdk_counted = 0
         self._dropped = False
@@ -108,7 +110,7 @@ class InputStreams:
         self.ingesters: dict[str, Callable[[AudienceRecord, int], None]] = {}
         self.fast_path = not settings.sdk_record_path
         workers = worker_count(settings.tuning.parallel_workers) if self.fast_path else 0
-        self.pool = WorkerPool(workers)
+        self.pool = WorkerPool(workers, idfa_upper=settings.idfa_upper)
         # Called with (stream, rows read since the last call): the SDK's record_count metric.
         self._report_rows = report_rows
         self._reported: dict[str, int] = {}
@@ -124,6 +126,7 @@ class InputStreams:
                 name,
                 self.settings.for_stream(name),
                 buffer_bytes=self.settings.tuning.member_buffer_bytes,
+                idfa_upper=self.settings.idfa_upper,
             )
             self._streams[name] = stream
             if self.fast_path:
@@ -177,6 +180,7 @@ class InputStreams:
     def finish(self) -> tuple[list[StreamPlan], list[str]]:
         """Each stream checked whole: the plans of the streams to sync, and the refusals."""
         self.report_rows()
+        self._warn_of_streams_never_seen()
         plans: list[StreamPlan] = []
         refusals: list[str] = []
         try:
@@ -197,6 +201,16 @@ class InputStreams:
         finally:
             self.pool.close()
         return plans, refusals
+
+    def _warn_of_streams_never_seen(self) -> None:
+        for name in self.settings.streams:
+            if name not in self._streams:
+                self.logger.warning(
+                    "The streams setting names stream '%s', which never arrived in the input: "
+                    "its settings did nothing. Check the name against the streams the tap sends "
+                    "(Meltano's tap-postgres names them schema-table, as in public-customers).",
+                    name,
+                )
 
     def _empty(self, stream: StreamInput, refusals: list[str]) -> None:
         # A SCHEMA without rows (an incremental tap with nothing new, say).
