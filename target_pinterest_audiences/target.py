@@ -254,7 +254,7 @@ class TargetPinterestAudiences(Target):
         self.settings = Settings.from_config(self.config, cwd=Path.cwd())
         self.inputs = InputStreams(self.settings, self.logger, report_rows=self._count_rows)
         t.cast(AudienceReader, self.message_reader).route_to(
-            self.inputs, before_reading=self._start_session
+            self.inputs, before_reading=self._start_session, on_failure=self._release
         )
         self._session: Session | None = None
         self._audience_sinks: dict[str, AudienceSink] = {}
@@ -352,12 +352,9 @@ class TargetPinterestAudiences(Target):
                 previous if isinstance(previous, dict) else None,
             )
         finally:
-            self.inputs.close()
             for sink in self._audience_sinks.values():
                 sink.clean_up()  # emits the SDK's record_count metric
-            if self._session is not None:
-                self._session.close()
-                self._session = None
+            self._release()
         failures.extend(outcome.failures)
         if failures:
             raise TargetError("\n".join(failures))
@@ -372,6 +369,14 @@ class TargetPinterestAudiences(Target):
         # Singer targets write the state value itself, once Pinterest accepted all it covers.
         sys.stdout.write(json.dumps(state, separators=(",", ":")) + "\n")
         sys.stdout.flush()
+
+    def _release(self) -> None:
+        """Spilled member files, worker processes, the Pinterest client and the ledger: at the
+        end of input, and when reading stopped on an error (nothing of them may outlive it)."""
+        self.inputs.close()
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
     def _stop_on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.logger.error(

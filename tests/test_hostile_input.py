@@ -281,6 +281,28 @@ def test_a_garbage_line_fails_the_run_naming_its_line(
     assert_no_raw_identifier(run.stdout + run.stderr)
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_run_stopped_by_a_broken_line_leaves_no_member_file_behind(
+    target: TargetRunner, tmp_path: Any, workers: int
+) -> None:
+    """Members spilled to disk while reading are removed when reading fails, too."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    lines = [json.dumps(schema_message(STREAM))] + [
+        json.dumps({"type": "RECORD", "stream": STREAM, "record": {
+            "segment_name": SEGMENT, "email": f"user{n}@example.com"}})
+        for n in range(20_000)
+    ] + ['{"type": "RECORD", "stream": "']  # fmt: skip
+    run = target.run(
+        lines,
+        env={"TMPDIR": str(temp)},
+        _member_buffer_bytes=1,
+        _parallel_workers=workers,
+    )
+    assert run.returncode == 1 and "input line 20002 is not valid JSON" in run.stderr
+    assert list(temp.iterdir()) == []
+
+
 def test_strict_mode_names_the_row_of_a_wrong_typed_value(target: TargetRunner) -> None:
     lines = [json.dumps(schema_message(STREAM))] + [
         json.dumps({"type": "RECORD", "stream": STREAM, "record": {

@@ -162,3 +162,60 @@ def test_create_once_looks_up_after_a_lost_answer_and_never_creates_twice() -> N
     assert made == [1] and lost == [1]
     nothing = create_once(create, lambda: None, settle_seconds=0.0, on_lost=lambda: None)
     assert nothing is None and len(made) == 4  # three attempts in all, each looked up after
+
+
+# ---- Pinterest's refusals, call by call ---------------------------------------------------
+
+
+def test_an_update_too_large_is_split_and_the_mirror_tally_counts_only_what_was_sent(
+    emulator: PinterestEmulator, tmp_path: Path
+) -> None:
+    from target_pinterest_audiences.ledger import open_ledger
+
+    emulator.add_fault("status", method="PATCH", status=413, code=413, message="Too large.")
+    config = settings(emulator, tmp_path, records_per_request=10, sync_mode=SyncMode.MIRROR)
+    outcome = run_streams(config, [plan(digests(range(25)))], LOG)
+    assert outcome.failures == []
+    (created,) = emulator.lists(AD_ACCOUNT)
+    assert members(emulator, created["id"]) == hexes(digests(range(25)))
+    patches = [r for r in writes(emulator) if r.method == "PATCH" and r.status == 200]
+    sizes = [len(r.body["records"].split(",")) for r in patches]
+    assert max(sizes) <= 5 and sum(sizes) == 15  # the create took 10; the rest went in halves
+    with open_ledger(None, base_dir=tmp_path) as ledger:
+        # Pinterest counted 25 uploaded records; the refused call must not count as sent.
+        assert ledger.uploaded(AD_ACCOUNT, created["id"]) == 25
+
+
+def test_records_pinterest_could_not_use_in_an_update_are_counted(
+    emulator: PinterestEmulator, tmp_path: Path
+) -> None:
+    emulator.declare_unusable({d.hex() for d in digests(range(20, 24))}, code=1002)
+    outcome = run_streams(
+        settings(emulator, tmp_path, records_per_request=10), [plan(digests(range(25)))], LOG
+    )
+    assert outcome.failures == []
+    assert outcome.entries["audience"]["pinterest_exceptions"] == {"1002": 4}
+
+
+def test_an_audience_whose_create_answer_is_lost_every_time_fails_the_stream(
+    emulator: PinterestEmulator, tmp_path: Path
+) -> None:
+    emulator.add_fault("drop_before", method="POST", path="/audiences$", times=3)
+    outcome = run_streams(settings(emulator, tmp_path), [plan(digests(range(5)))], LOG)
+    assert outcome.entries == {}  # audience_id null would claim Pinterest found the list too small
+    (failure,) = outcome.failures
+    assert "creating its audience failed three times" in failure
+    assert emulator.audiences(AD_ACCOUNT) == []
+
+
+def test_a_refusal_without_words_is_read_as_too_small_from_the_lists_status(
+    emulator: PinterestEmulator, tmp_path: Path
+) -> None:
+    emulator.configure(min_matched_users=100)  # 5 members: the list is TOO_SMALL
+    emulator.add_fault(
+        "status", method="POST", path="/audiences$", status=400, code=2613, message="Invalid."
+    )
+    outcome = run_streams(settings(emulator, tmp_path), [plan(digests(range(5)))], LOG)
+    assert outcome.failures == []
+    entry = outcome.entries["audience"]
+    assert entry["audience_id"] is None and entry["list_status"] == "TOO_SMALL"

@@ -44,14 +44,21 @@ class AudienceReader(GenericSingerReader[t.Any]):
         self.line_number = 0
         self.streams: InputStreams | None = None
         self._before_reading: t.Callable[[], None] | None = None
+        self._on_failure: t.Callable[[], None] | None = None
 
     def route_to(
-        self, streams: InputStreams, *, before_reading: t.Callable[[], None] | None = None
+        self,
+        streams: InputStreams,
+        *,
+        before_reading: t.Callable[[], None] | None = None,
+        on_failure: t.Callable[[], None] | None = None,
     ) -> None:
         """Send RECORD rows of known streams, ticks and malformed lines to `streams`;
-        call `before_reading` once, before the first line is read."""
+        call `before_reading` once, before the first line is read, and `on_failure` when
+        reading stops on an error (the SDK then never reaches the end of input)."""
         self.streams = streams
         self._before_reading = before_reading
+        self._on_failure = on_failure
 
     def _routes(self) -> InputStreams:
         if self.streams is None:
@@ -70,6 +77,18 @@ class AudienceReader(GenericSingerReader[t.Any]):
             raise InputError(msg) from None
 
     def process_lines(
+        self,
+        file_input: t.IO[t.Any] | None,
+        callbacks: dict[str, t.Callable[[dict], None]],
+    ) -> t.Counter[str]:
+        try:
+            return self._process_lines(file_input, callbacks)
+        except BaseException:
+            if self._on_failure is not None:
+                self._on_failure()
+            raise
+
+    def _process_lines(
         self,
         file_input: t.IO[t.Any] | None,
         callbacks: dict[str, t.Callable[[dict], None]],

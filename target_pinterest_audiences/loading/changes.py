@@ -38,6 +38,7 @@ class Changes(t.Protocol):
     def removes(self, chunk: int) -> Iterator[bytes]: ...
     def created(self, list_id: str, blob: bytes) -> None: ...  # the list came with these
     def before_send(self, list_id: str, operation: Operation, blob: bytes) -> None: ...
+    def too_large(self, list_id: str, operation: Operation, blob: bytes) -> None: ...
     def accepted(self, list_id: str, operation: Operation, blob: bytes) -> None: ...
 
 
@@ -68,6 +69,9 @@ class ExplicitChanges:
         return None  # nothing to remember
 
     def before_send(self, list_id: str, operation: Operation, blob: bytes) -> None:
+        return None
+
+    def too_large(self, list_id: str, operation: Operation, blob: bytes) -> None:
         return None
 
     def accepted(self, list_id: str, operation: Operation, blob: bytes) -> None:
@@ -116,6 +120,12 @@ class MirrorChanges:
         # the ledger confirmed it never reads as members someone else uploaded.
         if operation == "ADD":
             self._ledger.note_uploaded(self._account, list_id, len(blob) // DIGEST_SIZE)
+
+    def too_large(self, list_id: str, operation: Operation, blob: bytes) -> None:
+        # Refused whole and sent again in pieces (each noted before it is sent): take back
+        # what was noted for it, or the tally would hide members someone else uploaded.
+        if operation == "ADD":
+            self._ledger.note_uploaded(self._account, list_id, -(len(blob) // DIGEST_SIZE))
 
     def accepted(self, list_id: str, operation: Operation, blob: bytes) -> None:
         if operation == "ADD":

@@ -237,7 +237,14 @@ class Audiences:
                 error.api_message,
             )
             return None
-        return None if created is None else str(created.value["id"])
+        if created is None:
+            # Not Pinterest saying the list is too small: an audience_id of null would claim so.
+            raise StreamFailed(
+                f"Stream '{plan.stream}': the customer list {resolved.id} is synced, but "
+                "creating its audience failed three times with the answer lost; check the "
+                "network path to the Pinterest API and run again (the next run attaches it)."
+            )
+        return str(created.value["id"])
 
     def _too_small(self, list_id: str, error: PinterestApiError) -> bool:
         """Pinterest says the list is too small: in the refusal's words, or the list's status."""

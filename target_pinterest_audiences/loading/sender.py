@@ -108,13 +108,15 @@ class Sender:
         calls: Iterator[tuple[Operation, bytes]],
         *,
         before_send: Hook | None = None,
+        on_too_large: Hook | None = None,
         on_accepted: Hook | None = None,
         stream: str,
         total: int,
     ) -> Sent:
         """Send every call; return what Pinterest accepted. The first failure is re-raised.
 
-        `before_send` runs in this thread just before a call is handed to a sender thread.
+        `before_send` runs in this thread just before a call is handed to a sender thread;
+        `on_too_large` when Pinterest refused a call as too large (its pieces go again).
         """
         sent = Sent()
         waiting: deque[tuple[Operation, bytes]] = deque()  # pieces of split or cut calls
@@ -149,7 +151,7 @@ class Sender:
                     progress.in_flight = len(in_flight)
                     if not in_flight:
                         break
-                    self._collect(in_flight, waiting, sent, on_accepted, progress)
+                    self._collect(in_flight, waiting, sent, on_too_large, on_accepted, progress)
             except BaseException:
                 for future in in_flight:
                     future.cancel()
@@ -161,6 +163,7 @@ class Sender:
         in_flight: dict[Future[Any], tuple[Operation, bytes]],
         waiting: deque[tuple[Operation, bytes]],
         sent: Sent,
+        on_too_large: Hook | None,
         on_accepted: Hook | None,
         progress: SendProgress,
     ) -> None:
@@ -172,6 +175,8 @@ class Sender:
                 answer = future.result()  # re-raises the call's error
             except RequestTooLarge as refused:
                 self.size.shrink(refused, members)
+                if on_too_large is not None:
+                    on_too_large(operation, blob)
                 waiting.appendleft((operation, blob))  # cut again at the smaller size
                 continue
             sent.count(operation, members)

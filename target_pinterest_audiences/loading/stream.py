@@ -129,6 +129,7 @@ class StreamSync:
                     resolved.id,
                     _calls(adds, changes.removes(chunk)),
                     before_send=partial(changes.before_send, resolved.id),
+                    on_too_large=partial(changes.too_large, resolved.id),
                     on_accepted=partial(changes.accepted, resolved.id),
                     stream=plan.stream,
                     total=changes.add_count + changes.remove_count,
