@@ -5,7 +5,7 @@ input the streams' checked plans go to the sync layer (`loading/`), and the STAT
 written once Pinterest accepted everything it covers.
 
 Private SDK hooks used, each commented where it is used and held by a test that fails if an
-SDK release changes it (tests/unit/test_sdk_hooks.py): `_validate_config`, and the message
+SDK release changes it (tests/test_sdk_hooks.py): `_validate_config`, and the message
 handlers `_process_record_message` / `_process_state_message` (the SDK's abstract reader
 hooks; every target implements them through `Target`).
 """
@@ -29,7 +29,16 @@ from target_pinterest_audiences.config_check import config_errors
 from target_pinterest_audiences.errors import InputError, TargetError
 from target_pinterest_audiences.input.reader import AudienceReader
 from target_pinterest_audiences.input.streams import InputStreams
-from target_pinterest_audiences.settings import Settings
+from target_pinterest_audiences.settings import (
+    DEFAULT_API_URL,
+    DEFAULT_MAX_REMOVAL_FRACTION,
+    DEFAULT_MAX_REQUESTS_PER_MINUTE,
+    DEFAULT_RECORDS_PER_REQUEST,
+    IdfaCase,
+    OnInvalidRecord,
+    Settings,
+    SyncMode,
+)
 from target_pinterest_audiences.sink import AudienceSink
 
 if t.TYPE_CHECKING:
@@ -117,14 +126,14 @@ class TargetPinterestAudiences(Target):
         th.Property(
             "api_url",
             th.StringType,
-            default="https://api.pinterest.com/v5",
+            default=DEFAULT_API_URL,
             title="API URL",
             description="Base URL of the Pinterest API v5, for proxies and local emulators.",
         ),
         th.Property(
             "sync_mode",
             th.StringType(allowed_values=["explicit", "mirror"]),
-            default="explicit",
+            default=SyncMode.EXPLICIT.value,
             title="Sync mode",
             description=(
                 "explicit: each row's action says add or remove. mirror: each stream is the "
@@ -135,7 +144,7 @@ class TargetPinterestAudiences(Target):
         th.Property(
             "on_invalid_record",
             th.StringType(allowed_values=["skip", "fail"]),
-            default="skip",
+            default=OnInvalidRecord.SKIP.value,
             title="On invalid record",
             description=(
                 "skip: drop an invalid row, count it by reason and go on. fail: a stream with "
@@ -145,14 +154,14 @@ class TargetPinterestAudiences(Target):
         th.Property(
             "records_per_request",
             th.IntegerType(minimum=1, maximum=10_000),
-            default=10_000,
+            default=DEFAULT_RECORDS_PER_REQUEST,
             title="Records per request",
             description="Most identifiers in one Pinterest customer list create/update call.",
         ),
         th.Property(
             "max_requests_per_minute",
             th.IntegerType(minimum=1),
-            default=400,
+            default=DEFAULT_MAX_REQUESTS_PER_MINUTE,
             title="Max write requests per minute",
             description="Client-side cap on write calls (Pinterest's ads_write quota is 400/min).",
         ),
@@ -175,7 +184,7 @@ class TargetPinterestAudiences(Target):
         th.Property(
             "max_removal_fraction",
             th.NumberType(minimum=0, maximum=1),
-            default=0.5,
+            default=DEFAULT_MAX_REMOVAL_FRACTION,
             title="Max removal fraction",
             description=(
                 "mirror mode refuses a run that would remove more than this fraction of a list's "
@@ -195,7 +204,7 @@ class TargetPinterestAudiences(Target):
         th.Property(
             "idfa_case",
             th.StringType(allowed_values=["lower", "upper"]),
-            default="lower",
+            default=IdfaCase.LOWER.value,
             title="IDFA case",
             description=(
                 "How IDFAs are cased before hashing: lower (the same rule as MAIDs, which "
@@ -314,6 +323,7 @@ class TargetPinterestAudiences(Target):
     # Private SDK hook (an abstract message handler): keep the tap's latest state for our own
     # STATE line. The SDK's handler would make its drains write the tap's state alone.
     def _process_state_message(self, message_dict: dict) -> None:
+        # Private SDK helper: the SDK's own wording for a message that lacks a key.
         self._assert_line_requires(message_dict, requires={"value"})
         self._tap_state = message_dict["value"]
 

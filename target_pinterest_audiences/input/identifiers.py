@@ -18,7 +18,7 @@ HASHED_FIELDS: Final = ("email_sha256", "idfa_sha256", "maid_sha256")
 IDENTIFIER_FIELDS: Final = RAW_FIELDS + HASHED_FIELDS
 
 # Kind of identifier per field, used to infer the Pinterest list type.
-FIELD_KIND: Final = {
+FIELD_LIST_TYPE: Final = {
     "email": "EMAIL",
     "email_sha256": "EMAIL",
     "idfa": "IDFA",
@@ -136,8 +136,8 @@ def is_list_id(value: str) -> bool:
     return _DIGITS_RE.fullmatch(value) is not None
 
 
-def infer_list_type(kinds: set[str]) -> str:
+def infer_list_type(list_types: set[str]) -> str:
     """EMAIL, MAID or IDFA when all members are of one kind; EMAIL for a mix or nothing."""
-    if len(kinds) == 1:
-        return next(iter(kinds))
+    if len(list_types) == 1:
+        return next(iter(list_types))
     return "EMAIL"

@@ -20,7 +20,7 @@ import msgspec
 
 from target_pinterest_audiences.input.identifiers import (
     EMAIL_RE,
-    FIELD_KIND,
+    FIELD_LIST_TYPE,
     IDENTIFIER_FIELDS,
     MAX_EMAIL_LENGTH,
     Invalid,
@@ -114,7 +114,7 @@ class RowCollector:
         self.rows = 0
         self.invalid: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
-        self.kinds: set[str] = set()
+        self.list_types: set[str] = set()
         self.first_invalid: tuple[int, int, str] | None = None  # row, line, reason
         # The first two distinct lists named: two are enough to refuse the stream.
         self.lists_named: list[ListNamed] = []
@@ -173,7 +173,7 @@ class RowCollector:
             ):
                 digest = sha256(normalized.encode()).digest()
                 self.parts[digest[0]] += digest + marker
-                self.kinds.add("EMAIL")
+                self.list_types.add("EMAIL")
                 return
         self._ingest_identifiers(record, marker, line)
 
@@ -189,7 +189,7 @@ class RowCollector:
             if isinstance(digest, bytes):
                 self.parts[digest[0]] += digest + marker
                 found += 1
-                self.kinds.add(FIELD_KIND[field_name])
+                self.list_types.add(FIELD_LIST_TYPE[field_name])
             elif first_problem is None:
                 first_problem = digest
             else:
@@ -233,7 +233,7 @@ class RowCollector:
                 return
         self.invalid.update(block.invalid)
         self.rejected.update(block.rejected)
-        self.kinds |= block.kinds
+        self.list_types |= block.list_types
         if self.first_invalid is None and block.first_invalid is not None:
             row, line, reason = block.first_invalid
             self.first_invalid = (row + offset, line, reason)

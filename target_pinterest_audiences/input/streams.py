@@ -79,7 +79,7 @@ class StreamInput:
             stream=self.name,
             segment_name=first.name,
             segment_id=first.segment_id,
-            list_type=self.settings.list_type or infer_list_type(collector.kinds),
+            list_type=self.settings.list_type or infer_list_type(collector.list_types),
             adds=adds,
             removes=removes,
             rows=collector.rows,
