@@ -777,3 +777,73 @@ def test_no_secret_or_raw_identifier_in_any_output_at_debug_level(
             check=False,
         )  # fmt: skip
         _assert_clean(about.stdout + about.stderr, secrets, addresses)
+
+
+# ---- SIGTERM / SIGINT: stop without STATE -----------------------------------------------------
+
+
+def _spawn(
+    target: TargetRunner,
+    env: dict[str, str] | None = None,
+    stdin: Any = subprocess.PIPE,
+    **config: Any,
+) -> subprocess.Popen[bytes]:
+    config_path = target.workdir / "config.json"
+    config_path.write_text(json.dumps(target.config(**config)))
+    return subprocess.Popen(
+        [sys.executable, "-m", "target_pinterest_audiences", "--config", str(config_path)],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=target.workdir,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_sending_stops_without_state_and_a_rerun_completes(
+    target: TargetRunner, emulator: PinterestEmulator, signum: int
+) -> None:
+    emulator.configure(latency=0.3)
+    addresses = emails(400)
+    messages = audience_messages("audience", "Signalled", addresses)
+    source = target.workdir / "input.jsonl"
+    source.write_text("".join(json.dumps(m) + "\n" for m in messages))
+    with source.open("rb") as stdin:
+        proc = _spawn(target, stdin=stdin, records_per_request=10, _calls_in_flight=2)
+    deadline = time.monotonic() + 60
+    while not [r for r in emulator.requests if r.method == "PATCH"]:
+        assert time.monotonic() < deadline, "the target never started sending"
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, err.decode()[-3000:]
+    assert out == b""  # no STATE: the sync did not finish
+    assert b"Stopped by signal" in err and b"no STATE was written" in err
+    emulator.configure(latency=0)
+    rerun = target.run(messages)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    (listed,) = emulator.lists(AD_ACCOUNT)
+    assert emulator.members(AD_ACCOUNT, listed["id"]) == {sha(a) for a in addresses}
+
+
+def test_a_signal_while_reading_stops_without_state_and_leaves_no_member_file(
+    target: TargetRunner, emulator: PinterestEmulator, tmp_path: Path
+) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    proc = _spawn(target, env={"TMPDIR": str(temp)}, _member_buffer_bytes=1)
+    assert proc.stdin is not None
+    lines = audience_messages("audience", "Half read", emails(50_000))  # several read blocks
+    proc.stdin.write("".join(json.dumps(m) + "\n" for m in lines).encode())
+    proc.stdin.flush()  # the input stays open: the tap is still producing
+    deadline = time.monotonic() + 60
+    while not any(temp.iterdir()):  # members spilled: the target is reading
+        assert time.monotonic() < deadline, "the target never spilled members"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err.decode()[-3000:]
+    assert out == b""
+    assert list(temp.iterdir()) == []
+    assert [r for r in emulator.requests if r.method in ("POST", "PATCH")] == []
