@@ -169,7 +169,7 @@ RULES: dict[str, Check] = {
     "list_type": choice(*_LIST_TYPES),
     "dry_run": boolean,
     "max_removal_fraction": fraction,
-    "ledger_url": text(empty=False),
+    "ledger_url": text(),  # empty: the default SQLite file, as when absent
     "idfa_case": choice("lower", "upper"),
 }
 assert set(SECRET_SETTINGS) <= set(RULES)
