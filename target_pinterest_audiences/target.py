@@ -5,7 +5,7 @@ input the streams' checked plans go to the sync layer (`loading/`), and the STAT
 written once Pinterest accepted everything it covers.
 
 Private SDK hooks used, each commented where it is used and held by a test that fails if an
-SDK release changes it (tests/test_sdk_hooks.py): `_validate_config`, and the message
+SDK release changes it (tests/unit/test_sdk_hooks.py): `_validate_config`, and the message
 handlers `_process_record_message` / `_process_state_message` (the SDK's abstract reader
 hooks; every target implements them through `Target`).
 """

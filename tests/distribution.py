@@ -24,7 +24,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 # The Python versions the package is tested on: pyproject's classifiers and the Hub file's
-# supported_python_versions must say the same (tests/test_packaging.py checks).
+# supported_python_versions must say the same (tests/packaged/test_packaging.py checks).
 TESTED_PYTHONS = ("3.11", "3.12", "3.13")
 # The settings of the contract (shared/CONTRACT.md, "Settings"), secrets marked.
 CONTRACT_SETTINGS = (

@@ -1,4 +1,4 @@
-"""Helpers shared by the tests of the Pinterest client package (`tests/test_pinterest_*.py`)."""
+"""Helpers shared by the tests of the Pinterest client package (`tests/unit/pinterest/`)."""
 
 from __future__ import annotations
 

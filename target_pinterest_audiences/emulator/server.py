@@ -181,7 +181,7 @@ class PinterestEmulator:
 
     def _op_oauth_token(self, body: Json, basic: tuple[str, str] | None) -> Outcome:
         # The token call goes through here, so that a test's subclass can see what was issued
-        # (tests/test_resilience.py's IssuingEmulator does; `issued_tokens()` serves too).
+        # (tests/e2e/test_resilience.py's IssuingEmulator does; `issued_tokens()` serves too).
         return self.operations.oauth_token(body, basic)
 
     # ---- configuration

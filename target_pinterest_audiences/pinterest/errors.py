@@ -148,7 +148,7 @@ class PinterestScopeError(PinterestAuthError):
         PinterestError.__init__(
             self,
             f"{_then(refused, why)}. Re-authorize the app with the scopes {' and '.join(SCOPES)} "
-            "and configure the new refresh_token (or access_token)",
+            "and configure the new refresh_token (or access_token).",
         )
 
 

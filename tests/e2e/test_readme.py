@@ -1,8 +1,8 @@
 """The README a user copies from (issue 11.10): its blocks parse, and what they name exists.
 
-The Meltano blocks are checked by tests/test_meltano_hub.py; here: the two first commands, the
-stream maps example (run through the CLI, in both sync modes), and the emulator section (its
-command, flags, default token and ad account, and control endpoints).
+The Meltano blocks are checked by tests/packaged/test_meltano_hub.py; here: the two first
+commands, the stream maps example (run through the CLI, in both sync modes), and the emulator
+section (its command, flags, default token and ad account, and control endpoints).
 """
 
 from __future__ import annotations

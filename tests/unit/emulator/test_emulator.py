@@ -490,10 +490,10 @@ def test_cli_prints_url_and_persists_state(tmp_path: Path) -> None:
 def test_the_vendored_spec_is_pinterests_own_unchanged() -> None:
     # The emulator ships a copy so that it runs from an installed package; it must stay the
     # exact file the project was given (../shared/pinterest/ beside the repository).
-    from pathlib import Path
+    from tests.conftest import REPO
 
-    vendored = Path(__file__).parent.parent / "target_pinterest_audiences/emulator"
-    shared = Path(__file__).resolve().parent.parent.parent / "shared/pinterest"
+    vendored = REPO / "target_pinterest_audiences/emulator"
+    shared = REPO.parent / "shared/pinterest"
     source = shared / "openapi-v5-audiences.json"
     if not source.exists():
         pytest.skip("../shared/pinterest/ is not beside this checkout")

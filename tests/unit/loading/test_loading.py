@@ -1,8 +1,8 @@
 """The sync layer in-process: plans in, calls to a real emulator out, no SDK and no CLI.
 
 Fast tests of `loading/` that build `StreamPlan`s directly; the end-to-end tests through the
-CLI (tests/test_loader.py, tests/test_mirror.py, tests/test_resilience.py) cover the same
-paths from Singer input.
+CLI (tests/e2e/test_loader.py, tests/e2e/test_mirror.py, tests/e2e/test_resilience.py) cover
+the same paths from Singer input.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from target_pinterest_audiences.loading import run_streams as run_session
 from target_pinterest_audiences.loading.resolve import create_once
 from target_pinterest_audiences.pinterest import WriteOutcomeUnknown
 from target_pinterest_audiences.settings import Settings, SyncMode, Tuning
-
-from .conftest import AD_ACCOUNT, TOKEN, writes
+from tests.conftest import AD_ACCOUNT, TOKEN, writes
 
 LOG = logging.getLogger("test_loading")
 
@@ -173,7 +172,14 @@ def test_an_update_too_large_is_split_and_the_mirror_tally_counts_only_what_was_
     from target_pinterest_audiences.ledger import open_ledger
 
     emulator.add_fault("status", method="PATCH", status=413, code=413, message="Too large.")
-    config = settings(emulator, tmp_path, records_per_request=10, sync_mode=SyncMode.MIRROR)
+    one_at_a_time = Tuning(retry_base_seconds=0.01, calls_in_flight=1)  # the fault hits the 10
+    config = settings(
+        emulator,
+        tmp_path,
+        records_per_request=10,
+        sync_mode=SyncMode.MIRROR,
+        tuning=one_at_a_time,
+    )
     outcome = run_streams(config, [plan(digests(range(25)))], LOG)
     assert outcome.failures == []
     (created,) = emulator.lists(AD_ACCOUNT)

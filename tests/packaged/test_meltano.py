@@ -29,8 +29,7 @@ import pytest
 import yaml
 
 from target_pinterest_audiences.emulator import DEFAULT_ACCESS_TOKEN, PinterestEmulator
-
-from .conftest import AD_ACCOUNT, REPO, sha
+from tests.conftest import AD_ACCOUNT, REPO, sha
 
 pytestmark = pytest.mark.meltano
 

@@ -31,8 +31,7 @@ from packaging.specifiers import SpecifierSet
 
 import target_pinterest_audiences
 from target_pinterest_audiences.emulator import DEFAULT_ACCESS_TOKEN
-
-from .distribution import (
+from tests.distribution import (
     CONTRACT_SETTINGS,
     PENDING_SETTINGS,
     REPO,

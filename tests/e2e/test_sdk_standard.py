@@ -42,7 +42,7 @@ class TargetAudienceFile(TargetFileTestTemplate):
 
     @property
     def singer_filepath(self) -> Path:
-        return Path(__file__).parent / "data" / "audience.singer"
+        return Path(__file__).parent.parent / "data" / "audience.singer"
 
     def validate(self) -> None:
         (listed,) = [x for x in _EMULATOR.lists(AD_ACCOUNT) if x["name"] == "SDK Standard"]

@@ -20,8 +20,7 @@ from singer_sdk.exceptions import ConfigValidationError
 from target_pinterest_audiences.emulator import PinterestEmulator
 from target_pinterest_audiences.sink import AudienceSink
 from target_pinterest_audiences.target import TargetPinterestAudiences
-
-from .conftest import AD_ACCOUNT, TOKEN
+from tests.conftest import AD_ACCOUNT, TOKEN
 
 
 @pytest.fixture

@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 from target_pinterest_audiences.emulator import PinterestEmulator
-
-from .conftest import AD_ACCOUNT, TargetRunner, schema_message, sha
+from tests.conftest import AD_ACCOUNT, TargetRunner, schema_message, sha
 
 TAP_SOURCE = '''
 """A minimal Singer SDK tap: one stream per entry of config["streams"], rows from JSON files."""

@@ -6,10 +6,11 @@
 * The README's Meltano section: the block a user pastes into their own ``meltano.yml`` agrees
   with the Hub file, and Meltano accepts it.
 * In a fresh Meltano project (``meltano init``, Meltano 4.4.1 from the venv that
-  tests/test_meltano.py caches under ``.cache/``), the README's commands add the loader from the
-  Hub file and configure it; the loader is installed from the built wheel (the project's
-  ``pip_url`` is changed, never the definition file) and ``meltano run`` with a small extractor
-  of the test's own loads the emulator; ``meltano state get`` then holds the list id.
+  tests/packaged/test_meltano.py caches under ``.cache/``), the README's commands add the
+  loader from the Hub file and configure it; the loader is installed from the built wheel
+  (the project's ``pip_url`` is changed, never the definition file) and ``meltano run`` with a
+  small extractor of the test's own loads the emulator; ``meltano state get`` then holds the
+  list id.
 """
 
 from __future__ import annotations
@@ -30,9 +31,8 @@ import yaml
 
 from target_pinterest_audiences.emulator import DEFAULT_ACCESS_TOKEN, PinterestEmulator
 from target_pinterest_audiences.target import TargetPinterestAudiences
-
-from .conftest import AD_ACCOUNT, sha
-from .distribution import (
+from tests.conftest import AD_ACCOUNT, sha
+from tests.distribution import (
     CONTRACT_SETTINGS,
     PENDING_SETTINGS,
     REPO,
@@ -324,9 +324,9 @@ class Project:
 
 
 def _new_project(tmp_path: Path, name: str, **env: str) -> Project:
-    from .test_meltano import _cache_lock, _meltano_venv
+    from tests.packaged.test_meltano import _cache_lock, _meltano_venv
 
-    with _cache_lock():  # shared with tests/test_meltano.py: one Meltano install
+    with _cache_lock():  # shared with tests/packaged/test_meltano.py: one Meltano install
         meltano = _meltano_venv()
     environment = clean_env(
         MELTANO_SEND_ANONYMOUS_USAGE_STATS="false",
