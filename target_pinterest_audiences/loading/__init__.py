@@ -76,7 +76,8 @@ def run_streams(
     stopped: PinterestError | None = None
     for plan in plans:
         if stopped is not None:
-            outcome.failures.append(f"Stream '{plan.stream}' was not synced: {stopped}")
+            why = stopped.headline if isinstance(stopped, QuotaExhausted) else str(stopped)
+            outcome.failures.append(f"Stream '{plan.stream}' was not synced: {why.rstrip('.')}.")
             continue
         log_read(logger, plan)
         try:

@@ -231,17 +231,17 @@ class QuotaExhausted(PinterestError):
         self.status = status
         self.code = code
         self.api_message = api_message
-        msg = (
+        #: The quota and its reset alone, for the other streams of the run.
+        self.headline = (
             f"Pinterest's {category} quota is used up; it resets in {_in_words(wait_seconds)}, "
-            f"at {resets_at:%Y-%m-%d %H:%M} UTC"
+            f"at {resets_at:%Y-%m-%d %H:%M} UTC. Run again after the reset: the next run "
+            "repeats only what is needed"
         )
         if status is not None:
-            msg += (
-                f" (Pinterest answered {call} with {_pinterest_detail(status, code, api_message)})"
-            )
+            why = f"Pinterest answered {call} with {_pinterest_detail(status, code, api_message)}"
         else:
-            msg += f" ({call} was not sent: an earlier call found the quota used up)"
-        super().__init__(f"{msg}. Run again after the reset")
+            why = f"{call} was not sent: an earlier call found the quota used up"
+        super().__init__(f"{self.headline} ({why}).")
 
     def for_call(self, call: str, *, now: datetime) -> QuotaExhausted:
         """The same quota, reported for another ``call`` that was not sent because of it."""
