@@ -104,7 +104,7 @@ class PinterestAuthError(PinterestError):
         if detail:
             msg = f"{msg} (Pinterest answered {detail})"
         if settings:
-            msg = f"{msg}. Check the setting(s): {', '.join(settings)}"
+            msg = f"{msg}. Check the setting(s): {', '.join(settings)}."
         super().__init__(msg)
 
 
