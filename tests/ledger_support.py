@@ -38,11 +38,13 @@ def split(data: bytes) -> list[bytes]:
 
 
 def adds_of(plan: MembershipDiff, chunk: int = 7) -> list[bytes]:
-    return [m for block in plan.adds(chunk) for m in split(block)]
+    """The diff's adds, sorted (a diff gives them in no particular order)."""
+    return sorted(m for block in plan.adds(chunk) for m in split(block))
 
 
 def removes_of(plan: MembershipDiff, chunk: int = 7) -> list[bytes]:
-    return [m for block in plan.removes(chunk) for m in split(block)]
+    """The diff's removes, sorted."""
+    return sorted(m for block in plan.removes(chunk) for m in split(block))
 
 
 def new_list() -> str:

@@ -31,7 +31,8 @@ class MemberSet:
     """A finished, deduplicated set of members: 32-byte digests concatenated, in memory or in files.
 
     Members leave it only as blobs (`bytes` of whole digests), the one shape they travel in from
-    here to the ledger and the wire.
+    here to the ledger and the wire. Each part or file holds one partition (the members whose
+    digests share a first byte), in ascending order of that byte.
     """
 
     def __init__(self, *, parts: t.Sequence[bytes] = (), paths: t.Sequence[Path] = (),
@@ -39,6 +40,14 @@ class MemberSet:
         self._parts = [part for part in parts if part]
         self._paths = list(paths)
         self.count = sum(map(len, self._parts)) // DIGEST_SIZE if count is None else count
+
+    @classmethod
+    def of(cls, digests: t.Iterable[bytes]) -> MemberSet:
+        """The distinct members of ``digests`` (32-byte each), partitioned: for tests and tools."""
+        groups: dict[int, dict[bytes, None]] = {}
+        for digest in digests:
+            groups.setdefault(digest[0], {})[digest] = None
+        return cls(parts=[b"".join(groups[first]) for first in sorted(groups)])
 
     def blobs(self, size: int) -> Iterator[bytes]:
         """The members in blobs of `size` digests (the last one may hold fewer)."""
@@ -52,11 +61,16 @@ class MemberSet:
         if pending:
             yield pending
 
-    def _pieces(self, block: int) -> Iterator[bytes]:
+    def partitions(self) -> Iterator[bytes]:
+        """The members one partition at a time: each blob holds the distinct members whose
+        digests share one first byte, in ascending order of that byte (the mirror diff's input)."""
+        return self._pieces(None)
+
+    def _pieces(self, block: int | None) -> Iterator[bytes]:
         yield from self._parts
         for path in self._paths:
             with path.open("rb") as file:
-                while piece := file.read(block):
+                while piece := file.read(-1 if block is None else block):
                     yield piece
 
 

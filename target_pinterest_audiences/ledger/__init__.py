@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from target_pinterest_audiences.ledger.base import Ledger
-from target_pinterest_audiences.ledger.diff import MembershipDiff
+from target_pinterest_audiences.ledger.diff import MembershipDiff, Partitioned
 from target_pinterest_audiences.ledger.errors import LedgerBusy, LedgerError
 from target_pinterest_audiences.ledger.tokens import LedgerTokenStore, StoredRefreshToken
 from target_pinterest_audiences.ledger.url import parse_ledger_url
@@ -31,6 +31,7 @@ __all__ = [
     "LedgerError",
     "LedgerTokenStore",
     "MembershipDiff",
+    "Partitioned",
     "StoredRefreshToken",
     "open_ledger",
 ]

@@ -7,8 +7,8 @@ columns. A member enters the ledger only after Pinterest accepted its ADD
 so a run killed at any moment leaves a ledger that the next run completes.
 
 A back end (``sqlite.py``, ``postgres.py``) supplies the engine, its tables' DDL, its locks,
-the staging of a diff and the bulk insert/delete of members; the SQL that reads the same on
-both lives here.
+the read of one partition of a list's members (for a diff) and the bulk insert/delete of
+members; the SQL that reads the same on both lives here.
 """
 
 from __future__ import annotations
@@ -22,15 +22,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
-from target_pinterest_audiences.ledger.blobs import as_blob, rebatch, split
-from target_pinterest_audiences.ledger.diff import MembershipDiff, StagedDiff, StageTables
+from target_pinterest_audiences.ledger.blobs import DIGEST_SIZE, as_blob
+from target_pinterest_audiences.ledger.diff import MembershipDiff, Partitioned, merge, partitions
 from target_pinterest_audiences.ledger.errors import LedgerError
 from target_pinterest_audiences.ledger.schema import MEMBERS, UPLOADS, Schema, ensure_schema
 from target_pinterest_audiences.ledger.tokens import LedgerTokenStore
 from target_pinterest_audiences.ledger.url import SETTING, describe_url
 
-LOAD_CHUNK = 50_000
-CONFIRM_CHUNK = 50_000
+CONFIRM_BYTES = 50_000 * DIGEST_SIZE  # members per statement, at most
 
 _REPAIRED = (
     "Nothing is lost: the ledger records only what Pinterest accepted, and the next run "
@@ -82,32 +81,22 @@ class Ledger(ABC):
         """
 
     @abstractmethod
-    def _stage(
-        self,
-        conn: Connection,
-        desired: Iterator[bytes],
-        tables: StageTables,
-        params: dict[str, str | None],
-    ) -> None:
-        """Fill ``tables.desired``, ``tables.adds`` and ``tables.removes`` and commit.
-
-        ``desired`` yields blobs of at most ``LOAD_CHUNK`` digests; ``params`` binds ``:a``
-        and ``:l`` (``None``: a list not yet created, whose known members are none).
-        """
-
-    @abstractmethod
-    def _end_staging(self, conn: Connection) -> None:
-        """Undo what ``_stage`` set on the session before it returns to the pool."""
+    def _known_partition(
+        self, conn: Connection, ad_account_id: str, list_key: str, first: int
+    ) -> bytes:
+        """The list's members whose digest starts with the byte ``first``, as one blob."""
 
     @abstractmethod
     def _insert_members(
-        self, conn: Connection, ad_account_id: str, list_key: str, digests: list[bytes]
-    ) -> None: ...
+        self, conn: Connection, ad_account_id: str, list_key: str, blob: bytes
+    ) -> None:
+        """Insert the members of ``blob`` (any order; those already there are left alone)."""
 
     @abstractmethod
     def _delete_members(
-        self, conn: Connection, ad_account_id: str, list_key: str, digests: list[bytes]
-    ) -> None: ...
+        self, conn: Connection, ad_account_id: str, list_key: str, blob: bytes
+    ) -> None:
+        """Delete the members of ``blob`` (those not there are no error)."""
 
     # ---- setup and errors -----------------------------------------------------------
 
@@ -222,69 +211,48 @@ class Ledger(ABC):
             return _scalar(conn, _KNOWN_COUNT, {"a": ad_account_id, "l": list_key})
 
     def diff(
-        self, ad_account_id: str, list_key: str | None, desired: Iterable[bytes]
+        self, ad_account_id: str, list_key: str | None, desired: Iterable[bytes] | Partitioned
     ) -> MembershipDiff:
         """Compare the complete desired membership with the ledger.
 
-        ``desired`` yields blobs (``k * 32`` bytes), in any order, duplicates allowed, tens of
-        millions of members in all; they are streamed into a temporary table. ``list_key``
-        ``None`` is a list not yet created: nothing known, every desired member is an add.
+        ``desired``: the reader's members as :class:`Partitioned` blobs (streamed, tens of
+        millions of members), or any blobs (``k * 32`` bytes) in any order, duplicates allowed
+        (grouped in memory first). ``list_key`` ``None`` is a list not yet created: nothing
+        known, every desired member is an add. One read transaction: a consistent snapshot.
         """
         engine = self._ensure()
-        with self._translated("computing the mirror diff"):
-            conn = engine.connect()
-        staged = StagedDiff(
-            conn,
-            StageTables.fresh(),
-            end_session=self._end_staging,
-            failure=self._failure,
-            driver_errors=self._db_errors,
-        )
-        tables = staged.tables
-        try:
-            # `list_key = NULL` matches no row: a list not yet created has no known member.
-            params = {"a": ad_account_id, "l": list_key}
-            self._stage(conn, rebatch(desired, LOAD_CHUNK), tables, params)
-            desired_count = _scalar(conn, f"SELECT count(*) FROM {tables.desired}")  # noqa: S608
-            known_count = _scalar(conn, _KNOWN_COUNT, params) if list_key is not None else 0
-            add_count = _scalar(conn, f"SELECT count(*) FROM {tables.adds}")  # noqa: S608
-            remove_count = _scalar(conn, f"SELECT count(*) FROM {tables.removes}")  # noqa: S608
-            # The desired set is no longer needed: adds and removes are materialised.
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {tables.desired}")
-            conn.commit()
-        except self._db_errors as exc:
-            staged.close()
-            raise self._failure("computing the mirror diff", exc) from None
-        except BaseException:
-            staged.close()
-            raise
-        return MembershipDiff(
-            desired_count=desired_count,
-            known_count=known_count,
-            add_count=add_count,
-            remove_count=remove_count,
-            pages=staged,
-        )
+        with self._translated("computing the mirror diff"), engine.connect() as conn:
+
+            def known_of(first: int) -> bytes:
+                if list_key is None:
+                    return b""
+                return self._known_partition(conn, ad_account_id, list_key, first)
+
+            diff = merge(partitions(desired), known_of)
+            conn.rollback()
+        return diff
 
     def confirm_added(self, ad_account_id: str, list_key: str, digests: bytes) -> None:
         """Record members whose ADD Pinterest accepted (a blob; idempotent, one transaction)."""
-        members = sorted(split(as_blob(digests)))
-        if not members:
+        blob = as_blob(digests)
+        if not blob:
             return
         with self._translated("recording members Pinterest accepted"), self._write() as conn:
-            for start in range(0, len(members), CONFIRM_CHUNK):
-                block = members[start : start + CONFIRM_CHUNK]
-                self._insert_members(conn, ad_account_id, list_key, block)
+            for start in range(0, len(blob), CONFIRM_BYTES):
+                self._insert_members(
+                    conn, ad_account_id, list_key, blob[start : start + CONFIRM_BYTES]
+                )
 
     def confirm_removed(self, ad_account_id: str, list_key: str, digests: bytes) -> None:
         """Forget members whose REMOVE Pinterest accepted (a blob; idempotent, one transaction)."""
-        members = sorted(split(as_blob(digests)))
-        if not members:
+        blob = as_blob(digests)
+        if not blob:
             return
         with self._translated("forgetting members Pinterest removed"), self._write() as conn:
-            for start in range(0, len(members), CONFIRM_CHUNK):
-                block = members[start : start + CONFIRM_CHUNK]
-                self._delete_members(conn, ad_account_id, list_key, block)
+            for start in range(0, len(blob), CONFIRM_BYTES):
+                self._delete_members(
+                    conn, ad_account_id, list_key, blob[start : start + CONFIRM_BYTES]
+                )
 
     # ---- what the ledger can account for ----------------------------------------------
 

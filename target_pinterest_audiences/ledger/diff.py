@@ -1,27 +1,27 @@
-"""The result of a mirror diff: counts, and the members to add and to remove, page by page.
+"""A mirror diff: the stream's members against the ledger's, partition by partition.
 
-A back end computes the diff; :class:`MembershipDiff` is what callers hold, whatever the way
-it was computed. Today both back ends materialise the two sides in per-run temporary tables
-(:class:`StagedDiff`); another :class:`DiffPages` (say, a merge of two sorted streams) can
-replace that without touching callers.
+Members are grouped by their digest's first byte (256 partitions, as the reader groups them
+when it deduplicates). For each partition the back end hands over the list's known members
+as one blob (the database concatenates them: one row instead of tens of thousands), and two
+sets compare the sides in memory: one partition at a time, about 1.2 MB a side at 10 million
+members. The members to add and to remove go to two unnamed temporary files, so both sides
+are fixed when the diff is made and the database is only read, never written, by a diff.
+:class:`MembershipDiff` is what callers hold.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import secrets
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import os
+import tempfile
+import typing as t
+from collections.abc import Callable, Iterable, Iterator
 from typing import Literal, Protocol
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
-from target_pinterest_audiences.ledger.blobs import DIGEST_SIZE
+from target_pinterest_audiences.ledger.blobs import DIGEST_SIZE, as_blob, split
 from target_pinterest_audiences.ledger.errors import LedgerError
 
-log = logging.getLogger(__name__)
+PARTITIONS = 256  # by a digest's first byte
 
 Side = Literal["adds", "removes"]
 
@@ -30,7 +30,7 @@ class DiffPages(Protocol):
     """What a back end's diff hands to :class:`MembershipDiff`."""
 
     def pages(self, side: Side, chunk: int) -> Iterator[bytes]:
-        """The members of one side, ascending, in blobs of at most ``chunk`` digests."""
+        """The members of one side, in blobs of at most ``chunk`` digests."""
         ...
 
     def close(self) -> None: ...
@@ -40,8 +40,8 @@ class MembershipDiff:
     """Result of :meth:`Ledger.diff`: counts plus streamed, sorted adds and removes.
 
     Both sides are fixed when the diff is made, so confirming members while iterating does not
-    disturb the iteration. Call :meth:`close` (or use it as a context manager) to drop the
-    staging data.
+    disturb the iteration; each side comes in no particular order. Call :meth:`close` (or use
+    it as a context manager) to drop the temporary files.
     """
 
     def __init__(
@@ -60,11 +60,11 @@ class MembershipDiff:
         self._pages = pages
 
     def adds(self, chunk: int) -> Iterator[bytes]:
-        """Members to add to Pinterest, ascending, in blobs of at most ``chunk`` digests."""
+        """Members to add to Pinterest, in blobs of at most ``chunk`` digests."""
         return self._side("adds", chunk, self.add_count)
 
     def removes(self, chunk: int) -> Iterator[bytes]:
-        """Members to remove from Pinterest, ascending, in blobs of at most ``chunk`` digests."""
+        """Members to remove from Pinterest, in blobs of at most ``chunk`` digests."""
         return self._side("removes", chunk, self.remove_count)
 
     def _side(self, side: Side, chunk: int, total: int) -> Iterator[bytes]:
@@ -77,7 +77,7 @@ class MembershipDiff:
         yield from self._pages.pages(side, chunk)
 
     def close(self) -> None:
-        """Drop the staging data and release the database connection (idempotent)."""
+        """Drop the temporary files (idempotent)."""
         pages, self._pages = self._pages, None
         if pages is not None:
             pages.close()
@@ -99,95 +99,125 @@ class MembershipDiff:
         )
 
 
-@dataclass(frozen=True)
-class StageTables:
-    """Names of one diff's temporary tables (random per run: two runs never collide)."""
+class Partitioned:
+    """Members already grouped as the diff wants them: each blob holds the distinct members
+    whose digests share one first byte, blobs in ascending order of that byte.
 
-    raw: str
-    desired: str
-    adds: str
-    removes: str
-
-    @classmethod
-    def fresh(cls) -> StageTables:
-        run = secrets.token_hex(6)
-        return cls(*(f"tpa_stage_{run}_{part}" for part in ("raw", "desired", "adds", "removes")))
-
-    def all(self) -> tuple[str, ...]:
-        return (self.raw, self.desired, self.adds, self.removes)
-
-
-class StagedDiff:
-    """The two sides of a diff in temporary tables of one database session.
-
-    ``CREATE TEMP TABLE`` is private to the session and dropped with it, so a killed run
-    leaves no staging data behind.
+    The reader's deduplicated member sets come this way, one partition in memory at a time;
+    wrapping them says so (the diff checks it, cheaply, and refuses anything else).
     """
 
-    def __init__(
-        self,
-        conn: Connection,
-        tables: StageTables,
-        *,
-        end_session: Callable[[Connection], None],
-        failure: Callable[[str, BaseException], LedgerError],
-        driver_errors: tuple[type[Exception], ...],
-    ) -> None:
-        self.conn: Connection | None = conn
-        self.tables = tables
-        self._end_session = end_session
-        self._failure = failure
-        self._errors: tuple[type[Exception], ...] = (sa.exc.SQLAlchemyError, *driver_errors)
+    def __init__(self, blobs: Iterable[bytes]) -> None:
+        self.blobs = blobs
+
+
+def partitions(desired: Iterable[object] | Partitioned) -> Iterator[tuple[int, bytes]]:
+    """``(first byte, blob of its distinct members)``, ascending by first byte.
+
+    A :class:`Partitioned` source streams through; any other iterable of blobs (any order,
+    duplicates allowed) is grouped in memory first, which suits tests and small sets.
+    """
+    if not isinstance(desired, Partitioned):
+        groups: dict[int, dict[bytes, None]] = {}
+        for item in desired:
+            for digest in split(as_blob(item)):
+                groups.setdefault(digest[0], {})[digest] = None
+        for first in sorted(groups):
+            yield first, b"".join(groups[first])
+        return
+    last = -1
+    for item in desired.blobs:
+        blob = as_blob(item)
+        if not blob:
+            continue
+        first = blob[0]
+        if first <= last or blob[::DIGEST_SIZE].count(first) != len(blob) // DIGEST_SIZE:
+            raise ValueError(
+                "Partitioned members must come one first byte per blob, in ascending order"
+            )
+        last = first
+        yield first, blob
+
+
+def merge(desired: Iterable[tuple[int, bytes]], known_of: Callable[[int], bytes]) -> MembershipDiff:
+    """Diff the desired members against the known ones, one partition (first byte) at a time.
+
+    ``known_of(first)`` is the ledger's members of that partition, as one blob. Within a
+    partition both sides are distinct, so two sets decide it; the sides go to two unnamed
+    temporary files (gone with the process however it ends), in no particular order.
+    """
+    sides = SpilledSides()
+    try:
+        desired_count = known_count = add_count = remove_count = 0
+        pending = iter(desired)
+        current = next(pending, None)
+        for first in range(PARTITIONS):
+            wanted = b""
+            if current is not None and current[0] == first:
+                wanted = current[1]
+                current = next(pending, None)
+            known = known_of(first)
+            desired_count += len(wanted) // DIGEST_SIZE
+            known_count += len(known) // DIGEST_SIZE
+            if not known or not wanted:  # a new list, or a partition emptied: no comparison
+                adds, removes = wanted, known
+            else:
+                adds, removes = compare(wanted, known)
+            add_count += sides.append("adds", adds)
+            remove_count += sides.append("removes", removes)
+        if current is not None:  # pragma: no cover - partitions() yields bytes 0..255 only
+            raise ValueError("members beyond the last partition")
+    except BaseException:
+        sides.close()
+        raise
+    return MembershipDiff(
+        desired_count=desired_count,
+        known_count=known_count,
+        add_count=add_count,
+        remove_count=remove_count,
+        pages=sides,
+    )
+
+
+def compare(wanted: bytes, known: bytes) -> tuple[bytes, bytes]:
+    """(members of ``wanted`` not in ``known``, members of ``known`` not in ``wanted``); each
+    blob holds distinct members."""
+    wanted_set = set(split(wanted))
+    known_set = set(split(known))
+    return b"".join(wanted_set - known_set), b"".join(known_set - wanted_set)
+
+
+class SpilledSides:
+    """The two sides of a diff in two unnamed temporary files (private, and never named)."""
+
+    def __init__(self) -> None:
+        self._files: dict[Side, t.IO[bytes] | None] = {
+            "adds": tempfile.TemporaryFile(prefix="tpa-diff-"),  # noqa: SIM115 - closed by close()
+            "removes": tempfile.TemporaryFile(prefix="tpa-diff-"),  # noqa: SIM115
+        }
+
+    def append(self, side: Side, blob: bytes) -> int:
+        if blob:
+            self._file(side).write(blob)
+        return len(blob) // DIGEST_SIZE
+
+    def _file(self, side: Side) -> t.IO[bytes]:
+        file = self._files[side]
+        if file is None:
+            raise LedgerError("this membership diff was closed while iterating")
+        return file
 
     def pages(self, side: Side, chunk: int) -> Iterator[bytes]:
-        table = self.tables.adds if side == "adds" else self.tables.removes
-        # Keyset pagination over the primary key. The LIMIT is a literal (and on PostgreSQL
-        # plan_cache_mode=force_custom_plan is set on this session) so the planner always sees
-        # "few rows after X" and walks the index instead of sorting the table for every page.
-        n = int(chunk)
-        first = sa.text(f"SELECT member FROM {table} ORDER BY member LIMIT {n}")  # noqa: S608
-        nxt = sa.text(
-            f"SELECT member FROM {table} WHERE member > :after ORDER BY member LIMIT {n}"  # noqa: S608
-        )
-        after: bytes | None = None
-        while True:
-            conn = self.conn
-            if conn is None:
-                raise LedgerError("this membership diff was closed while iterating")
-            try:
-                if after is None:
-                    rows = conn.execute(first).all()
-                else:
-                    rows = conn.execute(nxt, {"after": after}).all()
-                # End the (read) transaction between pages: the caller talks to Pinterest now,
-                # and an open snapshot would hold back SQLite checkpoints / PostgreSQL vacuum.
-                conn.commit()
-            except self._errors as exc:
-                raise self._failure(f"reading the members to {side[:-1]}", exc) from None
-            if not rows:
-                return
-            page = b"".join([bytes(r[0]) for r in rows])
-            after = page[-DIGEST_SIZE:]
+        file = self._file(side)
+        file.flush()
+        size, offset = chunk * DIGEST_SIZE, 0
+        # pread: the two sides (and two iterations of one side) never share a file position.
+        while page := os.pread(self._file(side).fileno(), size, offset):
+            offset += len(page)
             yield page
-            if len(rows) < chunk:
-                return
 
     def close(self) -> None:
-        conn, self.conn = self.conn, None
-        if conn is None:
-            return
-        try:
-            with contextlib.suppress(Exception):
-                conn.rollback()
-            for table in self.tables.all():
-                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
-            conn.commit()
-            self._end_session(conn)
-            conn.commit()
-            conn.close()
-        except Exception:
-            # Best effort (say, the database went away): temp tables die with the session.
-            log.debug("could not drop staging tables", exc_info=True)
-            with contextlib.suppress(Exception):
-                conn.invalidate()
-                conn.close()
+        for side, file in list(self._files.items()):
+            self._files[side] = None
+            if file is not None:
+                file.close()

@@ -1,15 +1,14 @@
 """PostgreSQL back end, through psycopg 3 (``postgresql+psycopg://...``).
 
 A list's lock is a session-level advisory lock on a connection of its own: the server
-releases it as soon as the holder's session ends, however the holder died. A diff streams
-the desired members in with binary ``COPY`` and computes both sides as bulk anti-joins.
+releases it as soon as the holder's session ends, however the holder died. A diff reads a
+list's members partition by partition, each concatenated by the server into one value.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import struct
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +18,6 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from target_pinterest_audiences.ledger.base import Ledger
 from target_pinterest_audiences.ledger.blobs import DIGEST_SIZE, split
-from target_pinterest_audiences.ledger.diff import StageTables
 from target_pinterest_audiences.ledger.errors import LedgerBusy, LedgerError
 from target_pinterest_audiences.ledger.schema import (
     MEMBERS,
@@ -42,13 +40,13 @@ SCHEMA = Schema(
     "issued_at double precision NOT NULL, configured_sha256 text NOT NULL)",
 )
 
+_KNOWN = (
+    f"SELECT string_agg(member, ''::bytea) FROM {MEMBERS} "  # noqa: S608
+    "WHERE ad_account_id = %s AND list_key = %s AND member >= %s"
+)
+
 # Arbitrary constant used to serialise schema creation.
 _SCHEMA_LOCK_KEY = 0x7470_615F_6C65_6467  # "tpa_ledg"
-
-_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
-_PGCOPY_TRAILER = struct.pack("!h", -1)
-# Each row of a binary COPY: one field (int16), its length (int32), the digest.
-_PGCOPY_ROW = struct.pack("!hi", 1, DIGEST_SIZE)
 
 
 class PostgresLedger(Ledger):
@@ -124,74 +122,40 @@ class PostgresLedger(Ledger):
 
     # ---- diff staging -----------------------------------------------------------------
 
-    def _stage(
-        self,
-        conn: Connection,
-        desired: Iterator[bytes],
-        tables: StageTables,
-        params: dict[str, str | None],
-    ) -> None:
-        conn.begin()
-        conn.exec_driver_sql("SET plan_cache_mode = force_custom_plan")  # reset after the diff
-        conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
-        # A bulk anti-join: never a nested loop, even when the ledger's statistics are
-        # stale right after a big fill (temp tables are analyzed below).
-        conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
-        conn.exec_driver_sql(f"CREATE TEMP TABLE {tables.raw} (member bytea NOT NULL)")
+    def _known_partition(
+        self, conn: Connection, ad_account_id: str, list_key: str, first: int
+    ) -> bytes:
+        # One row per partition: the server concatenates the members (a primary key range).
         raw = conn.connection.driver_connection
         assert raw is not None
-        copy_sql = f"COPY {tables.raw} (member) FROM STDIN (FORMAT BINARY)"
-        with raw.cursor() as cur, cur.copy(copy_sql) as cp:
-            cp.write(_PGCOPY_HEADER)
-            for blob in desired:
-                cp.write(_PGCOPY_ROW + _PGCOPY_ROW.join(split(blob)))
-            cp.write(_PGCOPY_TRAILER)
-        conn.exec_driver_sql(
-            f"CREATE TEMP TABLE {tables.desired} AS SELECT DISTINCT member FROM {tables.raw}"  # noqa: S608
-        )
-        conn.exec_driver_sql(f"DROP TABLE {tables.raw}")
-        conn.exec_driver_sql(f"ALTER TABLE {tables.desired} ADD PRIMARY KEY (member)")
-        conn.exec_driver_sql(f"ANALYZE {tables.desired}")
-        conn.execute(
-            sa.text(
-                f"CREATE TEMP TABLE {tables.adds} AS SELECT d.member FROM {tables.desired} d "  # noqa: S608
-                f"WHERE NOT EXISTS (SELECT 1 FROM {MEMBERS} m WHERE m.ad_account_id = :a "
-                "AND m.list_key = :l AND m.member = d.member)"
-            ),
-            params,
-        )
-        conn.execute(
-            sa.text(
-                f"CREATE TEMP TABLE {tables.removes} AS SELECT m.member FROM {MEMBERS} m "  # noqa: S608
-                "WHERE m.ad_account_id = :a AND m.list_key = :l AND NOT EXISTS "
-                f"(SELECT 1 FROM {tables.desired} d WHERE d.member = m.member)"
-            ),
-            params,
-        )
-        for t in (tables.adds, tables.removes):
-            conn.exec_driver_sql(f"ALTER TABLE {t} ADD PRIMARY KEY (member)")
-            conn.exec_driver_sql(f"ANALYZE {t}")  # temp tables are never auto-analyzed
-        conn.commit()
-
-    def _end_staging(self, conn: Connection) -> None:
-        conn.exec_driver_sql("RESET plan_cache_mode")
+        low = bytes([first])
+        with raw.cursor(binary=True) as cur:
+            if first < 255:
+                cur.execute(_KNOWN + " AND member < %s", (ad_account_id, list_key, low,
+                                                          bytes([first + 1])))  # fmt: skip
+            else:
+                cur.execute(_KNOWN, (ad_account_id, list_key, low))
+            row = cur.fetchone()
+        return bytes(row[0]) if row and row[0] is not None else b""
 
     # ---- confirmations ----------------------------------------------------------------
 
     def _insert_members(
-        self, conn: Connection, ad_account_id: str, list_key: str, digests: list[bytes]
+        self, conn: Connection, ad_account_id: str, list_key: str, blob: bytes
     ) -> None:
+        # The blob is sent once and cut into members by the server.
         raw = conn.connection.driver_connection
         assert raw is not None
         with raw.cursor() as cur:
             cur.execute(
                 f"INSERT INTO {MEMBERS} (ad_account_id, list_key, member) "  # noqa: S608
-                "SELECT %s, %s, m FROM unnest(%s::bytea[]) AS t(m) ON CONFLICT DO NOTHING",
-                (ad_account_id, list_key, digests),
+                f"SELECT %s, %s, substring(%s::bytea FROM i * {DIGEST_SIZE} + 1 FOR {DIGEST_SIZE}) "
+                "FROM generate_series(0, %s) AS i ON CONFLICT DO NOTHING",
+                (ad_account_id, list_key, blob, len(blob) // DIGEST_SIZE - 1),
             )
 
     def _delete_members(
-        self, conn: Connection, ad_account_id: str, list_key: str, digests: list[bytes]
+        self, conn: Connection, ad_account_id: str, list_key: str, blob: bytes
     ) -> None:
         raw = conn.connection.driver_connection
         assert raw is not None
@@ -199,7 +163,7 @@ class PostgresLedger(Ledger):
             cur.execute(
                 f"DELETE FROM {MEMBERS} WHERE ad_account_id = %s AND list_key = %s "  # noqa: S608
                 "AND member = ANY(%s::bytea[])",
-                (ad_account_id, list_key, digests),
+                (ad_account_id, list_key, split(blob)),
             )
 
 

@@ -2,8 +2,8 @@
 
 WAL journal; writes take ``BEGIN IMMEDIATE`` so that two processes never deadlock upgrading a
 read lock. SQLite has no session-scoped lock, so a list's lock is a row (holder's host and
-pid, refreshed by a heartbeat thread); a holder that died is taken over. A diff stages the
-desired members in temporary tables, sorted once into a ``WITHOUT ROWID`` B-tree.
+pid, refreshed by a heartbeat thread); a holder that died is taken over. A diff reads a list's
+members partition by partition, each as one concatenated blob.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 
 from target_pinterest_audiences.ledger.base import Ledger
-from target_pinterest_audiences.ledger.blobs import split
-from target_pinterest_audiences.ledger.diff import StageTables
+from target_pinterest_audiences.ledger.blobs import DIGEST_SIZE, split
 from target_pinterest_audiences.ledger.errors import LedgerBusy
 from target_pinterest_audiences.ledger.schema import (
     LOCKS,
@@ -67,9 +66,8 @@ class SqliteLedger(Ledger):
     heartbeat_seconds: float = 15.0
     #: ... and a lock row whose heartbeat is older than this is considered abandoned.
     stale_after_seconds: float = 300.0
-    #: Page cache per connection, and for the staging tables of a diff (KiB).
+    #: Page cache per connection (KiB).
     cache_kib: int = 16384
-    stage_cache_kib: int = 32768
 
     def __init__(self, url: URL, *, private_dir: Path | None = None) -> None:
         """``private_dir``: the target's working directory, when the file is the default one."""
@@ -237,85 +235,63 @@ class SqliteLedger(Ledger):
             except Exception:  # pragma: no cover
                 log.warning("ledger lock heartbeat failed", exc_info=True)
 
-    # ---- diff staging -----------------------------------------------------------------
+    # ---- diff ---------------------------------------------------------------------------
 
-    def _stage(
-        self,
-        conn: Connection,
-        desired: Iterator[bytes],
-        tables: StageTables,
-        params: dict[str, str | None],
-    ) -> None:
-        conn.exec_driver_sql(f"PRAGMA temp.cache_size=-{self.stage_cache_kib}")
-        conn.commit()
-        conn.begin()
-        conn.exec_driver_sql(f"CREATE TEMP TABLE {tables.raw} (member BLOB NOT NULL)")
+    def _known_partition(
+        self, conn: Connection, ad_account_id: str, list_key: str, first: int
+    ) -> bytes:
+        # One row per partition: group_concat joins the blobs' bytes as they are (it appends
+        # by length, NULs included), and the cast keeps them bytes. A range of the primary key.
         raw = conn.connection.driver_connection
         assert raw is not None
-        ins = f"INSERT INTO temp.{tables.raw} (member) VALUES (?)"  # noqa: S608
-        for blob in desired:
-            raw.executemany(ins, [(m,) for m in split(blob)])
-        # Sorting once and appending to the B-tree is much cheaper than random inserts.
-        conn.exec_driver_sql(
-            f"CREATE TEMP TABLE {tables.desired} (member BLOB PRIMARY KEY NOT NULL) WITHOUT ROWID"
-        )
-        conn.exec_driver_sql(
-            f"INSERT OR IGNORE INTO temp.{tables.desired} (member) "  # noqa: S608
-            f"SELECT member FROM temp.{tables.raw} ORDER BY member"
-        )
-        conn.exec_driver_sql(f"DROP TABLE temp.{tables.raw}")
-        for t in (tables.adds, tables.removes):
-            conn.exec_driver_sql(
-                f"CREATE TEMP TABLE {t} (member BLOB PRIMARY KEY NOT NULL) WITHOUT ROWID"
-            )
-        conn.execute(
-            sa.text(
-                f"INSERT INTO temp.{tables.adds} (member) SELECT d.member "  # noqa: S608
-                f"FROM temp.{tables.desired} d WHERE NOT EXISTS (SELECT 1 FROM main.{MEMBERS} m "
-                "WHERE m.ad_account_id = :a AND m.list_key = :l AND m.member = d.member) "
-                "ORDER BY d.member"
-            ),
-            params,
-        )
-        conn.execute(
-            sa.text(
-                f"INSERT INTO temp.{tables.removes} (member) SELECT m.member "  # noqa: S608
-                f"FROM main.{MEMBERS} m WHERE m.ad_account_id = :a AND m.list_key = :l AND NOT "
-                f"EXISTS (SELECT 1 FROM temp.{tables.desired} d WHERE d.member = m.member) "
-                "ORDER BY m.member"
-            ),
-            params,
-        )
-        conn.commit()
-
-    def _end_staging(self, conn: Connection) -> None:
-        # Give the staging page cache back before the connection returns to the pool.
-        conn.exec_driver_sql("PRAGMA temp.cache_size=-2000")
-        conn.exec_driver_sql("PRAGMA shrink_memory")
+        low, high = _partition_bounds(first)
+        if high is None:
+            row = raw.execute(_KNOWN_FROM, (ad_account_id, list_key, low)).fetchone()
+        else:
+            row = raw.execute(_KNOWN_BETWEEN, (ad_account_id, list_key, low, high)).fetchone()
+        return bytes(row[0]) if row and row[0] is not None else b""
 
     # ---- confirmations ----------------------------------------------------------------
 
     def _insert_members(
-        self, conn: Connection, ad_account_id: str, list_key: str, digests: list[bytes]
+        self, conn: Connection, ad_account_id: str, list_key: str, blob: bytes
     ) -> None:
+        # The blob is bound once and cut into members inside SQLite: no Python object and no
+        # parameter binding per member (about 5x faster than executemany).
         raw = conn.connection.driver_connection
         assert raw is not None
-        raw.executemany(
-            f"INSERT OR IGNORE INTO {MEMBERS} (ad_account_id, list_key, member) "  # noqa: S608
-            "VALUES (?, ?, ?)",
-            [(ad_account_id, list_key, m) for m in digests],
-        )
+        raw.execute(_INSERT_BLOB, (len(blob) // DIGEST_SIZE - 1, ad_account_id, list_key, blob))
 
     def _delete_members(
-        self, conn: Connection, ad_account_id: str, list_key: str, digests: list[bytes]
+        self, conn: Connection, ad_account_id: str, list_key: str, blob: bytes
     ) -> None:
+        # One primary-key lookup per member (an IN over the cut blob would scan the list).
         raw = conn.connection.driver_connection
         assert raw is not None
         raw.executemany(
             f"DELETE FROM {MEMBERS} WHERE ad_account_id = ? AND list_key = ? "  # noqa: S608
             "AND member = ?",
-            [(ad_account_id, list_key, m) for m in digests],
+            [(ad_account_id, list_key, m) for m in split(blob)],
         )
+
+
+_KNOWN = (
+    f"SELECT CAST(group_concat(member, x'') AS BLOB) FROM {MEMBERS} "  # noqa: S608
+    "WHERE ad_account_id = ? AND list_key = ? AND member >= ?"
+)
+_KNOWN_FROM = _KNOWN
+# Members 0..?1 of the blob ?4, each its 32 bytes, cut by a counting CTE.
+_INSERT_BLOB = (
+    "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?1) "  # noqa: S608
+    f"INSERT OR IGNORE INTO {MEMBERS} (ad_account_id, list_key, member) "
+    f"SELECT ?2, ?3, substr(?4, i * {DIGEST_SIZE} + 1, {DIGEST_SIZE}) FROM n"
+)
+_KNOWN_BETWEEN = f"{_KNOWN} AND member < ?"
+
+
+def _partition_bounds(first: int) -> tuple[bytes, bytes | None]:
+    """The members whose first byte is ``first``: ``low <= member < high`` (no high for 255)."""
+    return bytes([first]), bytes([first + 1]) if first < 255 else None
 
 
 def _pid_alive(pid: int) -> bool:

@@ -15,6 +15,7 @@ import typing as t
 from collections.abc import Iterator
 
 from target_pinterest_audiences.errors import StreamRefused
+from target_pinterest_audiences.ledger import Partitioned
 from target_pinterest_audiences.loading.report import MirrorFigures
 
 if t.TYPE_CHECKING:
@@ -24,7 +25,6 @@ if t.TYPE_CHECKING:
     from target_pinterest_audiences.loading.sender import Operation
 
 DIGEST_SIZE = 32
-LOAD_BLOB = 50_000  # members per blob when streaming a stream's members into the ledger's diff
 
 
 class Changes(t.Protocol):
@@ -189,7 +189,8 @@ class Mirror:
                 "knows for it). If that is really wanted, remove the members with "
                 "sync_mode=explicit and action=remove."
             )
-        with self.ledger.diff(self.account, list_id, plan.adds.blobs(LOAD_BLOB)) as diff:
+        desired = Partitioned(plan.adds.partitions())
+        with self.ledger.diff(self.account, list_id, desired) as diff:
             if check:
                 self._check(plan, resolved, diff)
             yield MirrorChanges(self.ledger, self.account, diff, plan.removes.count)
