@@ -360,7 +360,7 @@ def main() -> None:
             from tests.pg import PostgresServer
 
             with PostgresServer() as pg:
-                url = pg.url()
+                url = pg.url
                 rows += run_pair(
                     "PostgreSQL", {**base, "ledger_url": url}, work, day1, day2, members, stand_in
                 )

@@ -38,7 +38,7 @@ def split(data: bytes) -> list[bytes]:
 
 
 def adds_of(plan: MembershipDiff, chunk: int = 7) -> list[bytes]:
-    """The diff's adds, sorted (a diff gives them in no particular order)."""
+    """The diff's adds, sorted (order aside)."""
     return sorted(m for block in plan.adds(chunk) for m in split(block))
 
 

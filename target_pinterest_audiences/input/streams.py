@@ -73,7 +73,7 @@ class StreamInput:
         why = refusal(self.name, collector, fail_on_invalid=fail_on_invalid)
         if why is not None:
             raise StreamRefused(why)
-        adds, removes = self.members.finish(pool)
+        adds, removes = self.members.finish(pool, ordered=self.settings.mirror)
         first = collector.lists_named[0]
         return StreamPlan(
             stream=self.name,

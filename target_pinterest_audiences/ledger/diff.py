@@ -37,11 +37,12 @@ class DiffPages(Protocol):
 
 
 class MembershipDiff:
-    """Result of :meth:`Ledger.diff`: counts plus streamed, sorted adds and removes.
+    """Result of :meth:`Ledger.diff`: counts plus the adds and removes, streamed page by page.
 
     Both sides are fixed when the diff is made, so confirming members while iterating does not
-    disturb the iteration; each side comes in no particular order. Call :meth:`close` (or use
-    it as a context manager) to drop the temporary files.
+    disturb the iteration; each side comes in ascending order when the desired members did
+    (see :func:`merge`). Call :meth:`close` (or use it as a context manager) to drop the
+    temporary files.
     """
 
     def __init__(
@@ -101,7 +102,8 @@ class MembershipDiff:
 
 class Partitioned:
     """Members already grouped as the diff wants them: each blob holds the distinct members
-    whose digests share one first byte, blobs in ascending order of that byte.
+    whose digests share one first byte, blobs in ascending order of that byte (within a blob,
+    best sorted: see :func:`merge`).
 
     The reader's deduplicated member sets come this way, one partition in memory at a time;
     wrapping them says so (the diff checks it, cheaply, and refuses anything else).
@@ -115,7 +117,7 @@ def partitions(desired: Iterable[object] | Partitioned) -> Iterator[tuple[int, b
     """``(first byte, blob of its distinct members)``, ascending by first byte.
 
     A :class:`Partitioned` source streams through; any other iterable of blobs (any order,
-    duplicates allowed) is grouped in memory first, which suits tests and small sets.
+    duplicates allowed) is grouped and sorted in memory first, which suits tests and small sets.
     """
     if not isinstance(desired, Partitioned):
         groups: dict[int, dict[bytes, None]] = {}
@@ -123,7 +125,7 @@ def partitions(desired: Iterable[object] | Partitioned) -> Iterator[tuple[int, b
             for digest in split(as_blob(item)):
                 groups.setdefault(digest[0], {})[digest] = None
         for first in sorted(groups):
-            yield first, b"".join(groups[first])
+            yield first, b"".join(sorted(groups[first]))
         return
     last = -1
     for item in desired.blobs:
@@ -144,7 +146,10 @@ def merge(desired: Iterable[tuple[int, bytes]], known_of: Callable[[int], bytes]
 
     ``known_of(first)`` is the ledger's members of that partition, as one blob. Within a
     partition both sides are distinct, so two sets decide it; the sides go to two unnamed
-    temporary files (gone with the process however it ends), in no particular order.
+    temporary files (gone with the process however it ends). Each side keeps the order of its
+    source: when the desired partitions are sorted (the reader sorts them in mirror mode, and the
+    ledger hands its members over in key order) the adds and removes come sorted, and the ledger
+    records them in key order, several times faster than scattered. Order is for speed only.
     """
     sides = SpilledSides()
     try:
@@ -181,10 +186,13 @@ def merge(desired: Iterable[tuple[int, bytes]], known_of: Callable[[int], bytes]
 
 def compare(wanted: bytes, known: bytes) -> tuple[bytes, bytes]:
     """(members of ``wanted`` not in ``known``, members of ``known`` not in ``wanted``); each
-    blob holds distinct members."""
-    wanted_set = set(split(wanted))
-    known_set = set(split(known))
-    return b"".join(wanted_set - known_set), b"".join(known_set - wanted_set)
+    blob holds distinct members. Each side keeps its blob's order."""
+    wanted_list, known_list = split(wanted), split(known)
+    wanted_set, known_set = set(wanted_list), set(known_list)
+    return (
+        b"".join([member for member in wanted_list if member not in known_set]),
+        b"".join([member for member in known_list if member not in wanted_set]),
+    )
 
 
 class SpilledSides:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import struct
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,7 +42,7 @@ SCHEMA = Schema(
 )
 
 _KNOWN = (
-    f"SELECT string_agg(member, ''::bytea) FROM {MEMBERS} "  # noqa: S608
+    f"SELECT string_agg(member, ''::bytea ORDER BY member) FROM {MEMBERS} "  # noqa: S608
     "WHERE ad_account_id = %s AND list_key = %s AND member >= %s"
 )
 
@@ -120,12 +121,13 @@ class PostgresLedger(Ledger):
                     conn.invalidate()
                     conn.close()
 
-    # ---- diff staging -----------------------------------------------------------------
+    # ---- diff ---------------------------------------------------------------------------
 
     def _known_partition(
         self, conn: Connection, ad_account_id: str, list_key: str, first: int
     ) -> bytes:
-        # One row per partition: the server concatenates the members (a primary key range).
+        # One row per partition: the server concatenates the members of a primary key range,
+        # in key order (the diff keeps it, and the confirmations are then written in order).
         raw = conn.connection.driver_connection
         assert raw is not None
         low = bytes([first])
@@ -143,16 +145,28 @@ class PostgresLedger(Ledger):
     def _insert_members(
         self, conn: Connection, ad_account_id: str, list_key: str, blob: bytes
     ) -> None:
-        # The blob is sent once and cut into members by the server.
+        # COPY first: members the diff found missing are new, and COPY writes them about 2.5x
+        # faster than INSERT ... ON CONFLICT (which probes the index before every row). Should
+        # one be there after all (a confirmation repeated), the savepoint takes the COPY back
+        # and the INSERT skips what is there.
+        import psycopg
+
         raw = conn.connection.driver_connection
         assert raw is not None
         with raw.cursor() as cur:
-            cur.execute(
-                f"INSERT INTO {MEMBERS} (ad_account_id, list_key, member) "  # noqa: S608
-                f"SELECT %s, %s, substring(%s::bytea FROM i * {DIGEST_SIZE} + 1 FOR {DIGEST_SIZE}) "
-                "FROM generate_series(0, %s) AS i ON CONFLICT DO NOTHING",
-                (ad_account_id, list_key, blob, len(blob) // DIGEST_SIZE - 1),
-            )
+            cur.execute("SAVEPOINT tpa_copy_members")
+            try:
+                with cur.copy(_COPY_MEMBERS) as copy:
+                    copy.write(_copy_rows(ad_account_id, list_key, blob))
+            except psycopg.errors.UniqueViolation:
+                cur.execute("ROLLBACK TO SAVEPOINT tpa_copy_members")
+                cur.execute(
+                    f"INSERT INTO {MEMBERS} (ad_account_id, list_key, member) "  # noqa: S608
+                    f"SELECT %s, %s, substring(%s::bytea FROM i * {DIGEST_SIZE} + 1 "
+                    f"FOR {DIGEST_SIZE}) FROM generate_series(0, %s) AS i ON CONFLICT DO NOTHING",
+                    (ad_account_id, list_key, blob, len(blob) // DIGEST_SIZE - 1),
+                )
+            cur.execute("RELEASE SAVEPOINT tpa_copy_members")
 
     def _delete_members(
         self, conn: Connection, ad_account_id: str, list_key: str, blob: bytes
@@ -165,6 +179,25 @@ class PostgresLedger(Ledger):
                 "AND member = ANY(%s::bytea[])",
                 (ad_account_id, list_key, split(blob)),
             )
+
+
+_COPY_MEMBERS = f"COPY {MEMBERS} (ad_account_id, list_key, member) FROM STDIN (FORMAT BINARY)"
+# PostgreSQL's binary COPY format: a signature, flags and extension length; then per row the
+# field count and each field as length + bytes; then -1. Written whole, since psycopg's
+# write_row costs a Python call per member (7 s of the target's CPU for 10 million).
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+_COPY_TRAILER = struct.pack("!h", -1)
+
+
+def _copy_rows(ad_account_id: str, list_key: str, blob: bytes) -> bytes:
+    """The members of ``blob`` as binary COPY data of (ad_account_id, list_key, member) rows."""
+    account, key = ad_account_id.encode(), list_key.encode()
+    prefix = (
+        struct.pack("!hi", 3, len(account)) + account + struct.pack("!i", len(key)) + key
+        + struct.pack("!i", DIGEST_SIZE)
+    )  # fmt: skip
+    rows = [prefix + blob[i : i + DIGEST_SIZE] for i in range(0, len(blob), DIGEST_SIZE)]
+    return b"".join((_COPY_HEADER, *rows, _COPY_TRAILER))
 
 
 def _lock_key(scope: str, name: str) -> int:

@@ -40,21 +40,23 @@ def expected(pairs: list[tuple[int, bool]]) -> tuple[set[bytes], set[bytes]]:
     return {d for d, a in last.items() if a}, {d for d, a in last.items() if not a}
 
 
-@given(pairs=rows, flush_every=st.integers(33, 2000), pooled=st.booleans())
+@given(pairs=rows, flush_every=st.integers(33, 2000), pooled=st.booleans(), ordered=st.booleans())
 @settings(max_examples=150, deadline=None)
 def test_last_row_wins_with_or_without_spilling(
-    pairs: list[tuple[int, bool]], flush_every: int, pooled: bool
+    pairs: list[tuple[int, bool]], flush_every: int, pooled: bool, ordered: bool
 ) -> None:
     store = MemberStore(flush_bytes=flush_every)
     try:
         for n, is_add in pairs:
             append(store, digest(n), is_add)
         with ThreadPoolExecutor(2) as pool:
-            adds, removes = store.finish(pool if pooled else None)
+            adds, removes = store.finish(pool if pooled else None, ordered=ordered)
         want_adds, want_removes = expected(pairs)
         got_adds, got_removes = members_of(adds), members_of(removes)
         assert set(got_adds) == want_adds and len(got_adds) == len(want_adds) == adds.count
         assert set(got_removes) == want_removes and len(got_removes) == removes.count
+        if ordered:  # mirror mode: partitions ascend and each is sorted, so all is sorted
+            assert got_adds == sorted(got_adds) and got_removes == sorted(got_removes)
         for size in (1, 3, 10_000):
             blobs = list(adds.blobs(size))
             assert b"".join(blobs) == b"".join(got_adds)
