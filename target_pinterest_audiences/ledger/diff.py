@@ -4,9 +4,10 @@ Members are grouped by their digest's first byte (256 partitions, as the reader 
 when it deduplicates). For each partition the back end hands over the list's known members
 as one blob (the database concatenates them: one row instead of tens of thousands), and two
 sets compare the sides in memory: one partition at a time, about 1.2 MB a side at 10 million
-members. The members to add and to remove go to two unnamed temporary files, so both sides
-are fixed when the diff is made and the database is only read, never written, by a diff.
-:class:`MembershipDiff` is what callers hold.
+members. The database reads the next partition while this one is compared (a thread: the
+database's work releases the GIL). The members to add and to remove go to two unnamed
+temporary files, so both sides are fixed when the diff is made and the database is only read,
+never written, by a diff. :class:`MembershipDiff` is what callers hold.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import tempfile
 import typing as t
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Literal, Protocol
 
 from target_pinterest_audiences.ledger.blobs import DIGEST_SIZE, as_blob, split
@@ -144,7 +146,8 @@ def partitions(desired: Iterable[object] | Partitioned) -> Iterator[tuple[int, b
 def merge(desired: Iterable[tuple[int, bytes]], known_of: Callable[[int], bytes]) -> MembershipDiff:
     """Diff the desired members against the known ones, one partition (first byte) at a time.
 
-    ``known_of(first)`` is the ledger's members of that partition, as one blob. Within a
+    ``known_of(first)`` is the ledger's members of that partition, as one blob; it is called
+    for 0, 1, ... 255 in turn, from one other thread, one call at a time. Within a
     partition both sides are distinct, so two sets decide it; the sides go to two unnamed
     temporary files (gone with the process however it ends). Each side keeps the order of its
     source: when the desired partitions are sorted (the reader sorts them in mirror mode, and the
@@ -152,16 +155,20 @@ def merge(desired: Iterable[tuple[int, bytes]], known_of: Callable[[int], bytes]
     records them in key order, several times faster than scattered. Order is for speed only.
     """
     sides = SpilledSides()
+    read_ahead = ThreadPoolExecutor(1, thread_name_prefix="tpa-ledger-read")
     try:
         desired_count = known_count = add_count = remove_count = 0
         pending = iter(desired)
         current = next(pending, None)
+        next_known: Future[bytes] = read_ahead.submit(known_of, 0)
         for first in range(PARTITIONS):
             wanted = b""
             if current is not None and current[0] == first:
                 wanted = current[1]
                 current = next(pending, None)
-            known = known_of(first)
+            known = next_known.result()
+            if first + 1 < PARTITIONS:
+                next_known = read_ahead.submit(known_of, first + 1)
             desired_count += len(wanted) // DIGEST_SIZE
             known_count += len(known) // DIGEST_SIZE
             if not known or not wanted:  # a new list, or a partition emptied: no comparison
@@ -175,6 +182,8 @@ def merge(desired: Iterable[tuple[int, bytes]], known_of: Callable[[int], bytes]
     except BaseException:
         sides.close()
         raise
+    finally:
+        read_ahead.shutdown(wait=True, cancel_futures=True)  # the reader's connection is ours
     return MembershipDiff(
         desired_count=desired_count,
         known_count=known_count,

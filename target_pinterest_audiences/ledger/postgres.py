@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
 from target_pinterest_audiences.ledger.base import Ledger
-from target_pinterest_audiences.ledger.blobs import DIGEST_SIZE, split
+from target_pinterest_audiences.ledger.blobs import DIGEST_SIZE
 from target_pinterest_audiences.ledger.errors import LedgerBusy, LedgerError
 from target_pinterest_audiences.ledger.schema import (
     MEMBERS,
@@ -171,13 +171,16 @@ class PostgresLedger(Ledger):
     def _delete_members(
         self, conn: Connection, ad_account_id: str, list_key: str, blob: bytes
     ) -> None:
+        # The blob is sent once and cut by the server into an array whose members drive the
+        # primary key's index (faster than a bound array: no per-member quoting).
         raw = conn.connection.driver_connection
         assert raw is not None
         with raw.cursor() as cur:
             cur.execute(
                 f"DELETE FROM {MEMBERS} WHERE ad_account_id = %s AND list_key = %s "  # noqa: S608
-                "AND member = ANY(%s::bytea[])",
-                (ad_account_id, list_key, split(blob)),
+                f"AND member = ANY(ARRAY(SELECT substring(%s::bytea FROM i * {DIGEST_SIZE} + 1 "
+                f"FOR {DIGEST_SIZE}) FROM generate_series(0, %s) AS i))",
+                (ad_account_id, list_key, blob, len(blob) // DIGEST_SIZE - 1),
             )
 
 

