@@ -246,8 +246,11 @@ def _peak_kb(pid: int) -> int:
     return 0
 
 
-def run_measured(args: list[str], *, cwd: Path) -> Measure:
-    """Wall time, and the peak RSS of each process of the tree (sampled every 100 ms)."""
+def run_measured(args: list[str], *, cwd: Path, log: Path | None = None) -> Measure:
+    """Wall time, and the peak RSS of each process of the tree (sampled every 100 ms).
+
+    ``log``: where to keep the command's stderr (its timestamped log lines say where the time
+    went)."""
     peaks: dict[int, int] = {}
     with tempfile.TemporaryFile() as errors:
         started = time.perf_counter()
@@ -267,6 +270,9 @@ def run_measured(args: list[str], *, cwd: Path) -> Measure:
         elapsed = time.perf_counter() - started
         done.set()
         sampler.join()
+        if log is not None:
+            errors.seek(0)
+            log.write_bytes(errors.read())
         if returncode != 0:
             errors.seek(0)
             tail = errors.read().decode(errors="replace")[-4000:]
@@ -281,7 +287,14 @@ def fetch(url: str) -> dict:
 
 
 def run_pair(
-    label: str, base: dict, work: Path, day1: Path, day2: Path, members: int, stand_in: str
+    label: str,
+    base: dict,
+    work: Path,
+    day1: Path,
+    day2: Path,
+    members: int,
+    stand_in: str,
+    logs: Path | None = None,
 ) -> list[tuple[str, Measure, str]]:
     run_dir = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=work))
     config = run_dir / "config.json"
@@ -298,7 +311,8 @@ def run_pair(
             {"ADD": expected(members, members + churn), "REMOVE": expected(0, churn)},
         ),
     ):
-        measure = run_measured([*command, "--input", str(source)], cwd=run_dir)
+        log = logs / f"{label}-{run.replace(' ', '-')}.log" if logs else None
+        measure = run_measured([*command, "--input", str(source)], cwd=run_dir, log=log)
         got = fetch(f"{stand_in}/_bench/tally")
         tally = {op: tuple(v) for op, v in got["tally"].items()}
         calls = got["calls"]
@@ -323,7 +337,11 @@ def main() -> None:
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--skip-floor", action="store_true")
     parser.add_argument("--work", help="directory for the generated input (default: a temp dir)")
+    parser.add_argument("--logs", help="directory to keep each run's log in (stderr)")
     args = parser.parse_args()
+    logs = Path(args.logs) if args.logs else None
+    if logs:
+        logs.mkdir(parents=True, exist_ok=True)
     members, churn = args.members, args.members // 10
     work = Path(tempfile.mkdtemp(prefix="tpa-bench-mirror-", dir=args.work))
     day1, day2 = work / "day1.jsonl", work / "day2.jsonl"
@@ -354,7 +372,7 @@ def main() -> None:
             rows.append(("floor (1 core: parse, normalize, hash, join)", floor, ""))
             print(f"  floor: {floor.seconds:.1f}s", flush=True)
         if not args.skip_sqlite:
-            rows += run_pair("SQLite", base, work, day1, day2, members, stand_in)
+            rows += run_pair("SQLite", base, work, day1, day2, members, stand_in, logs)
         if args.postgres:
             sys.path.insert(0, str(REPO))
             from tests.pg import PostgresServer
@@ -362,7 +380,14 @@ def main() -> None:
             with PostgresServer() as pg:
                 url = pg.url
                 rows += run_pair(
-                    "PostgreSQL", {**base, "ledger_url": url}, work, day1, day2, members, stand_in
+                    "PostgreSQL",
+                    {**base, "ledger_url": url},
+                    work,
+                    day1,
+                    day2,
+                    members,
+                    stand_in,
+                    logs,
                 )
     finally:
         server.terminate()

@@ -5,6 +5,12 @@ list equal to the stream: it diffs the stream's members against the ledger of me
 accepted before, sends the difference, and records each call in the ledger once Pinterest
 accepted it. Pinterest cannot list a list's members, so the ledger is the only memory of who is
 in it; a crash at any point leaves a ledger that the next run's diff completes.
+
+The ledger is written behind the calls, by one thread of its own, while the next calls go out
+(a database's work releases the GIL): a few confirmations may wait, never more than
+`PENDING_CONFIRMATIONS`, and all are written before the stream's lock is released. A crash
+loses at most those, which Pinterest accepted and the next run sends again (membership is a
+set); the ledger still never holds a member Pinterest did not accept.
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import typing as t
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from target_pinterest_audiences.errors import StreamRefused
 from target_pinterest_audiences.ledger import Partitioned
@@ -25,6 +33,11 @@ if t.TYPE_CHECKING:
     from target_pinterest_audiences.loading.sender import Operation
 
 DIGEST_SIZE = 32
+PENDING_CONFIRMATIONS = 4  # calls accepted by Pinterest, not yet in the ledger (memory bound)
+# ADD calls are counted in the ledger's upload tally before they are sent; counting ahead for
+# this many members at a time keeps that small write off each call (and out of the writer's
+# way). A crash leaves the tally at most this much too high, the direction it errs in anyway.
+NOTE_AHEAD_MEMBERS = 100_000
 
 
 class Changes(t.Protocol):
@@ -94,13 +107,43 @@ class Explicit:
         yield ExplicitChanges(plan)
 
 
+class LedgerWriter:
+    """Ledger writes, in order, on one thread of their own; at most `limit` waiting."""
+
+    def __init__(self, limit: int = PENDING_CONFIRMATIONS) -> None:
+        self._limit = limit
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="tpa-ledger-write")
+        self._pending: deque[Future[None]] = deque()
+
+    def submit(self, write: Callable[[], None]) -> None:
+        """Queue ``write``; first re-raise a failed earlier write, and wait while too many wait."""
+        while self._pending and (self._pending[0].done() or len(self._pending) >= self._limit):
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(write))
+
+    def settle(self) -> None:
+        """Wait for every queued write; re-raise the first that failed."""
+        while self._pending:
+            self._pending.popleft().result()
+
+    def close(self) -> None:
+        """Wait for the writes in progress (never leave one running past the lock) and stop."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pending.clear()
+
+
 class MirrorChanges:
     """Mirror mode: the difference between the stream and the ledger, confirmed call by call."""
 
-    def __init__(self, ledger: Ledger, account: str, diff: MembershipDiff, left_out: int) -> None:
+    def __init__(
+        self, ledger: Ledger, account: str, diff: MembershipDiff, left_out: int,
+        writer: LedgerWriter,
+    ) -> None:  # fmt: skip
         self._ledger = ledger
         self._account = account
         self._diff = diff
+        self._writer = writer
+        self._noted_ahead: dict[str, int] = {}  # per list: noted in the tally, not yet sent
         self.add_count = diff.add_count
         self.remove_count = diff.remove_count
         self.mirror: MirrorFigures | None = MirrorFigures(diff.desired_count, left_out)
@@ -118,22 +161,44 @@ class MirrorChanges:
     def before_send(self, list_id: str, operation: Operation, blob: bytes) -> None:
         # Counted before it is sent, so that a crash after Pinterest counted it but before
         # the ledger confirmed it never reads as members someone else uploaded.
-        if operation == "ADD":
-            self._ledger.note_uploaded(self._account, list_id, len(blob) // DIGEST_SIZE)
+        if operation != "ADD":
+            return
+        members = len(blob) // DIGEST_SIZE
+        ahead = self._noted_ahead.get(list_id, 0)
+        if ahead < members:
+            more = max(members - ahead, NOTE_AHEAD_MEMBERS)
+            self._writer.settle()  # the tally's write and the confirmations' never contend
+            self._ledger.note_uploaded(self._account, list_id, more)
+            ahead += more
+        self._noted_ahead[list_id] = ahead - members
 
     def too_large(self, list_id: str, operation: Operation, blob: bytes) -> None:
-        # Refused whole and sent again in pieces (each noted before it is sent): take back
-        # what was noted for it, or the tally would hide members someone else uploaded.
+        # Refused whole and sent again in pieces (each noted before it is sent): what was
+        # noted for it goes back to the count noted ahead.
         if operation == "ADD":
-            self._ledger.note_uploaded(self._account, list_id, -(len(blob) // DIGEST_SIZE))
+            members = len(blob) // DIGEST_SIZE
+            self._noted_ahead[list_id] = self._noted_ahead.get(list_id, 0) + members
 
     def accepted(self, list_id: str, operation: Operation, blob: bytes) -> None:
+        ledger, account = self._ledger, self._account
         if operation == "ADD":
-            self._ledger.confirm_added(self._account, list_id, blob)
-        else:
-            self._ledger.confirm_removed(self._account, list_id, blob)
+            self._writer.submit(lambda: ledger.confirm_added(account, list_id, blob))
+            return
+
+        def removed() -> None:
+            ledger.confirm_removed(account, list_id, blob)
             # Noted once accepted (as ADDs are before): the tally errs towards more.
-            self._ledger.note_uploaded(self._account, list_id, -(len(blob) // DIGEST_SIZE))
+            ledger.note_uploaded(account, list_id, -(len(blob) // DIGEST_SIZE))
+
+        self._writer.submit(removed)
+
+    def settle(self) -> None:
+        """Every confirmation written, and the tally noted ahead but never sent taken back."""
+        self._writer.settle()
+        for list_id, ahead in self._noted_ahead.items():
+            if ahead:
+                self._ledger.note_uploaded(self._account, list_id, -ahead)
+        self._noted_ahead.clear()
 
 
 class Mirror:
@@ -193,7 +258,21 @@ class Mirror:
         with self.ledger.diff(self.account, list_id, desired) as diff:
             if check:
                 self._check(plan, resolved, diff)
-            yield MirrorChanges(self.ledger, self.account, diff, plan.removes.count)
+            writer = LedgerWriter()
+            changes = MirrorChanges(self.ledger, self.account, diff, plan.removes.count, writer)
+            try:
+                yield changes
+            except BaseException:
+                # The stream failed (Pinterest, the network, the ledger itself): still record
+                # what Pinterest accepted, if the ledger lets us; the error that stopped the
+                # stream is the one to report.
+                with contextlib.suppress(Exception):
+                    changes.settle()
+                raise
+            else:
+                changes.settle()
+            finally:
+                writer.close()
 
     def _check(self, plan: StreamPlan, resolved: ResolvedList | None, diff: MembershipDiff) -> None:
         if resolved is not None:
