@@ -42,6 +42,9 @@ class Ledger(ABC):
 
     #: Poll interval while waiting for a lock.
     poll_seconds: float = 0.25
+    #: How many confirmations of one list may be written at once, each in its own transaction
+    #: (they never touch the same member). SQLite has one writer at a time.
+    concurrent_writes: int = 1
 
     def __init__(self, url: URL, *, driver_errors: tuple[type[Exception], ...]) -> None:
         self._url = url

@@ -53,6 +53,9 @@ _SCHEMA_LOCK_KEY = 0x7470_615F_6C65_6467  # "tpa_ledg"
 class PostgresLedger(Ledger):
     """The ledger in a PostgreSQL database."""
 
+    # Two server processes share the rows' work (under one, a first fill used one core).
+    concurrent_writes = 2
+
     def __init__(self, url: URL) -> None:
         try:
             import psycopg

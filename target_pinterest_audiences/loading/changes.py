@@ -6,9 +6,10 @@ accepted before, sends the difference, and records each call in the ledger once 
 accepted it. Pinterest cannot list a list's members, so the ledger is the only memory of who is
 in it; a crash at any point leaves a ledger that the next run's diff completes.
 
-The ledger is written behind the calls, by one thread of its own, while the next calls go out
-(a database's work releases the GIL): a few confirmations may wait, never more than
-`PENDING_CONFIRMATIONS`, and all are written before the stream's lock is released. A crash
+The ledger is written behind the calls, by a thread of its own (two on PostgreSQL), while the
+next calls go out (a database's work releases the GIL): a few confirmations may wait, never
+more than `PENDING_CONFIRMATIONS` per thread, and all are written before the stream's lock is
+released. A crash
 loses at most those, which Pinterest accepted and the next run sends again (membership is a
 set); the ledger still never holds a member Pinterest did not accept.
 """
@@ -108,11 +109,12 @@ class Explicit:
 
 
 class LedgerWriter:
-    """Ledger writes, in order, on one thread of their own; at most `limit` waiting."""
+    """Ledger writes on `threads` threads of their own (started in order); at most `limit`
+    waiting."""
 
-    def __init__(self, limit: int = PENDING_CONFIRMATIONS) -> None:
-        self._limit = limit
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="tpa-ledger-write")
+    def __init__(self, threads: int = 1, limit: int = PENDING_CONFIRMATIONS) -> None:
+        self._limit = limit * threads
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="tpa-ledger-write")
         self._pending: deque[Future[None]] = deque()
 
     def submit(self, write: Callable[[], None]) -> None:
@@ -167,7 +169,8 @@ class MirrorChanges:
         ahead = self._noted_ahead.get(list_id, 0)
         if ahead < members:
             more = max(members - ahead, NOTE_AHEAD_MEMBERS)
-            self._writer.settle()  # the tally's write and the confirmations' never contend
+            if self._ledger.concurrent_writes == 1:
+                self._writer.settle()  # one writer at a time: the tally's write waits its turn
             self._ledger.note_uploaded(self._account, list_id, more)
             ahead += more
         self._noted_ahead[list_id] = ahead - members
@@ -258,7 +261,7 @@ class Mirror:
         with self.ledger.diff(self.account, list_id, desired) as diff:
             if check:
                 self._check(plan, resolved, diff)
-            writer = LedgerWriter()
+            writer = LedgerWriter(threads=self.ledger.concurrent_writes)
             changes = MirrorChanges(self.ledger, self.account, diff, plan.removes.count, writer)
             try:
                 yield changes
