@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import tempfile
 import typing as t
 from collections.abc import Iterator
 from concurrent.futures import Executor
+from itertools import chain
 from pathlib import Path
 
 from target_pinterest_audiences.input.rows import PARTITIONS
 
 DIGEST_SIZE = 32
 RECORD_SIZE = DIGEST_SIZE + 1
+_RECORDS_1024 = struct.Struct(f"{DIGEST_SIZE}sB" * 1024)  # 1024 (digest, action) records
 
 
 class MemberSet:
@@ -82,10 +85,15 @@ def dedupe(data: bytes | bytearray, *, ordered: bool = False) -> tuple[bytes, by
 
     ``ordered``: each side in ascending order of digest (mirror mode's ledger wants it).
     """
-    # dict(zip(...)) keeps the last action of each digest, all in C but for the slicing.
+    # struct cuts the records into (digest, action) in C and dict(zip(it, it)) keeps the last
+    # action of each digest: about 3x faster than slicing in a loop.
     size = len(data) - len(data) % RECORD_SIZE
-    digests = [bytes(data[i : i + DIGEST_SIZE]) for i in range(0, size, RECORD_SIZE)]
-    last = dict(zip(digests, data[DIGEST_SIZE::RECORD_SIZE], strict=False))
+    whole = size - size % _RECORDS_1024.size
+    with memoryview(data) as view:
+        fields = chain.from_iterable(_RECORDS_1024.iter_unpack(view[:whole]))
+        last: dict[bytes, int] = dict(zip(fields, fields, strict=False))
+    for i in range(whole, size, RECORD_SIZE):
+        last[bytes(data[i : i + DIGEST_SIZE])] = data[i + DIGEST_SIZE]
     if all(last.values()):  # the common case: nobody removed
         return b"".join(sorted(last) if ordered else last), b""
     adds = [digest for digest, action in last.items() if action]
