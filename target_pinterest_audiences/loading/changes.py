@@ -9,9 +9,8 @@ in it; a crash at any point leaves a ledger that the next run's diff completes.
 The ledger is written behind the calls, by a thread of its own (two on PostgreSQL), while the
 next calls go out (a database's work releases the GIL): a few confirmations may wait, never
 more than `PENDING_CONFIRMATIONS` per thread, and all are written before the stream's lock is
-released. A crash
-loses at most those, which Pinterest accepted and the next run sends again (membership is a
-set); the ledger still never holds a member Pinterest did not accept.
+released. A crash loses at most those, which Pinterest accepted and the next run sends again
+(membership is a set); the ledger still never holds a member Pinterest did not accept.
 """
 
 from __future__ import annotations

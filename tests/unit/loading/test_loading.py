@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from target_pinterest_audiences.input.members import MemberSet
 from target_pinterest_audiences.input.plan import StreamPlan
 from target_pinterest_audiences.loading import RunOutcome, start_session
 from target_pinterest_audiences.loading import run_streams as run_session
+from target_pinterest_audiences.loading.changes import LedgerWriter
 from target_pinterest_audiences.loading.resolve import create_once
 from target_pinterest_audiences.pinterest import WriteOutcomeUnknown
 from target_pinterest_audiences.settings import Settings, SyncMode, Tuning
@@ -225,3 +227,32 @@ def test_a_refusal_without_words_is_read_as_too_small_from_the_lists_status(
     assert outcome.failures == []
     entry = outcome.entries["audience"]
     assert entry["audience_id"] is None and entry["list_status"] == "TOO_SMALL"
+
+
+# ---- the ledger written behind the calls -----------------------------------------------------
+
+
+def test_ledger_writer_bounds_the_waiting_writes_and_reraises_a_failed_one() -> None:
+    writer = LedgerWriter(threads=1, limit=2)
+    gate, done = threading.Event(), []
+    try:
+        writer.submit(lambda: gate.wait(10) and None)
+        writer.submit(lambda: done.append(1))
+        third = threading.Thread(target=writer.submit, args=(lambda: done.append(2),))
+        third.start()
+        third.join(0.3)
+        assert third.is_alive(), "a third write must wait while two are waiting"
+        gate.set()
+        third.join(10)
+        writer.settle()
+        assert done == [1, 2]
+
+        def lost_database() -> None:
+            raise RuntimeError("the ledger database went away")
+
+        writer.submit(lost_database)
+        with pytest.raises(RuntimeError, match="went away"):
+            writer.settle()
+    finally:
+        gate.set()
+        writer.close()
