@@ -566,7 +566,10 @@ def test_sigkill_after_some_accepted_writes_then_rerun_is_exact(
     )
     emulator.add_fault("latency", method="PATCH", seconds=0.25, times=None)
     crasher = Crasher(target)
-    proc = crasher.start(messages, records_per_request=2, **FAST)
+    # Two calls in flight: the 11 calls take six rounds of 0.25 s, so the kill point (even
+    # after 7) comes half a second before the end. With every call in flight at once they all
+    # land together, and the run could finish (and write STATE) before the kill.
+    proc = crasher.start(messages, records_per_request=2, _calls_in_flight=2, **FAST)
     out, _ = crasher.kill_when(proc, lambda: _accepted_patches(emulator) >= after)
     assert out.strip() == ""  # the killed run wrote no STATE
     emulator.clear_faults()
