@@ -150,9 +150,9 @@ def merge(desired: Iterable[tuple[int, bytes]], known_of: Callable[[int], bytes]
     for 0, 1, ... 255 in turn, from one other thread, one call at a time. Within a
     partition both sides are distinct, so two sets decide it; the sides go to two unnamed
     temporary files (gone with the process however it ends). The adds keep the desired
-    members' order, the removes come sorted (or in the ledger's key order): when the desired
-    partitions are sorted (the reader sorts them in mirror mode) both sides are, and the ledger
-    records them in key order, several times faster than scattered. Order is for speed only.
+    members' order and the removes come sorted: when the desired partitions are sorted (the
+    reader sorts them in mirror mode) both sides are, and the ledger records them in key order,
+    several times faster than scattered. Order is for speed only.
     """
     sides = SpilledSides()
     read_ahead = ThreadPoolExecutor(1, thread_name_prefix="tpa-ledger-read")
@@ -171,8 +171,8 @@ def merge(desired: Iterable[tuple[int, bytes]], known_of: Callable[[int], bytes]
                 next_known = read_ahead.submit(known_of, first + 1)
             desired_count += len(wanted) // DIGEST_SIZE
             known_count += len(known) // DIGEST_SIZE
-            if not known or not wanted:  # a new list, or a partition emptied: no comparison
-                adds, removes = wanted, known
+            if not known:  # a new list, or a partition new to it: nothing to compare
+                adds, removes = wanted, b""
             else:
                 adds, removes = compare(wanted, known)
             add_count += sides.append("adds", adds)

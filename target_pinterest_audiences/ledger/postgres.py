@@ -42,7 +42,7 @@ SCHEMA = Schema(
 )
 
 _KNOWN = (
-    f"SELECT string_agg(member, ''::bytea ORDER BY member) FROM {MEMBERS} "  # noqa: S608
+    f"SELECT string_agg(member, ''::bytea) FROM {MEMBERS} "  # noqa: S608
     "WHERE ad_account_id = %s AND list_key = %s AND member >= %s"
 )
 
@@ -129,8 +129,8 @@ class PostgresLedger(Ledger):
     def _known_partition(
         self, conn: Connection, ad_account_id: str, list_key: str, first: int
     ) -> bytes:
-        # One row per partition: the server concatenates the members of a primary key range,
-        # in key order (the diff keeps it, and the confirmations are then written in order).
+        # One row per partition: the server concatenates the members (a primary key range;
+        # their order does not matter, the diff sorts what it keeps of them).
         raw = conn.connection.driver_connection
         assert raw is not None
         low = bytes([first])
