@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
 from target_pinterest_audiences.ledger.base import Ledger
-from target_pinterest_audiences.ledger.blobs import DIGEST_SIZE
+from target_pinterest_audiences.ledger.blobs import DIGEST_SIZE, split
 from target_pinterest_audiences.ledger.errors import LedgerBusy, LedgerError
 from target_pinterest_audiences.ledger.schema import (
     MEMBERS,
@@ -165,8 +165,7 @@ class PostgresLedger(Ledger):
                 cur.execute("ROLLBACK TO SAVEPOINT tpa_copy_members")
                 cur.execute(
                     f"INSERT INTO {MEMBERS} (ad_account_id, list_key, member) "  # noqa: S608
-                    f"SELECT %s, %s, substring(%s::bytea FROM i * {DIGEST_SIZE} + 1 "
-                    f"FOR {DIGEST_SIZE}) FROM generate_series(0, %s) AS i ON CONFLICT DO NOTHING",
+                    f"SELECT %s, %s, member FROM ({_CUT_BLOB}) AS cut ON CONFLICT DO NOTHING",
                     (ad_account_id, list_key, blob, len(blob) // DIGEST_SIZE - 1),
                 )
             cur.execute("RELEASE SAVEPOINT tpa_copy_members")
@@ -181,12 +180,16 @@ class PostgresLedger(Ledger):
         with raw.cursor() as cur:
             cur.execute(
                 f"DELETE FROM {MEMBERS} WHERE ad_account_id = %s AND list_key = %s "  # noqa: S608
-                f"AND member = ANY(ARRAY(SELECT substring(%s::bytea FROM i * {DIGEST_SIZE} + 1 "
-                f"FOR {DIGEST_SIZE}) FROM generate_series(0, %s) AS i))",
+                f"AND member = ANY(ARRAY({_CUT_BLOB}))",
                 (ad_account_id, list_key, blob, len(blob) // DIGEST_SIZE - 1),
             )
 
 
+# The members 0..n of a blob (parameters: the blob, n), each its 32 bytes, cut by the server.
+_CUT_BLOB = (
+    f"SELECT substring(%s::bytea FROM i * {DIGEST_SIZE} + 1 FOR {DIGEST_SIZE}) AS member "  # noqa: S608
+    "FROM generate_series(0, %s) AS i"
+)
 _COPY_MEMBERS = f"COPY {MEMBERS} (ad_account_id, list_key, member) FROM STDIN (FORMAT BINARY)"
 # PostgreSQL's binary COPY format: a signature, flags and extension length; then per row the
 # field count and each field as length + bytes; then -1. Written whole, since psycopg's
@@ -202,8 +205,7 @@ def _copy_rows(ad_account_id: str, list_key: str, blob: bytes) -> bytes:
         struct.pack("!hi", 3, len(account)) + account + struct.pack("!i", len(key)) + key
         + struct.pack("!i", DIGEST_SIZE)
     )  # fmt: skip
-    rows = [prefix + blob[i : i + DIGEST_SIZE] for i in range(0, len(blob), DIGEST_SIZE)]
-    return b"".join((_COPY_HEADER, *rows, _COPY_TRAILER))
+    return b"".join((_COPY_HEADER, *[prefix + member for member in split(blob)], _COPY_TRAILER))
 
 
 def _lock_key(scope: str, name: str) -> int:

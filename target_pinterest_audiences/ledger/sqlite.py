@@ -277,16 +277,18 @@ _KNOWN = (
     "WHERE ad_account_id = ? AND list_key = ? AND member >= ?"
 )
 _KNOWN_FROM = _KNOWN
-# Members 0..?1 of the blob ?4, each its 32 bytes, cut by a counting CTE.
+# cut(member): members 0..?1 of the blob ?4, each its 32 bytes, cut by a counting CTE.
+_CUT_BLOB = (
+    "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?1), "  # noqa: S608
+    f"cut(member) AS (SELECT substr(?4, i * {DIGEST_SIZE} + 1, {DIGEST_SIZE}) FROM n) "
+)
 _INSERT_BLOB = (
-    "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?1) "  # noqa: S608
-    f"INSERT OR IGNORE INTO {MEMBERS} (ad_account_id, list_key, member) "
-    f"SELECT ?2, ?3, substr(?4, i * {DIGEST_SIZE} + 1, {DIGEST_SIZE}) FROM n"
+    f"{_CUT_BLOB}INSERT OR IGNORE INTO {MEMBERS} (ad_account_id, list_key, member) "  # noqa: S608
+    "SELECT ?2, ?3, member FROM cut"
 )
 _DELETE_BLOB = (
-    "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?1) "  # noqa: S608
-    f"DELETE FROM {MEMBERS} WHERE ad_account_id = ?2 AND list_key = ?3 AND member IN "
-    f"(SELECT substr(?4, i * {DIGEST_SIZE} + 1, {DIGEST_SIZE}) FROM n)"
+    f"{_CUT_BLOB}DELETE FROM {MEMBERS} WHERE ad_account_id = ?2 AND list_key = ?3 "  # noqa: S608
+    "AND member IN (SELECT member FROM cut)"
 )
 _KNOWN_BETWEEN = f"{_KNOWN} AND member < ?"
 
