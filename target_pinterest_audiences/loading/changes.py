@@ -108,13 +108,21 @@ class Explicit:
 
 
 class LedgerWriter:
-    """Ledger writes on `threads` threads of their own (started in order); at most `limit`
-    waiting."""
+    """Ledger writes on `threads` threads of their own (started in order), one per write the
+    database takes at once; at most `limit` per thread waiting."""
 
     def __init__(self, threads: int = 1, limit: int = PENDING_CONFIRMATIONS) -> None:
+        self._threads = threads
         self._limit = limit * threads
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="tpa-ledger-write")
         self._pending: deque[Future[None]] = deque()
+
+    def write_now(self, write: Callable[[], None]) -> None:
+        """Run ``write`` in this thread now; on a database that takes one write at a time
+        (SQLite), after the queued ones, so that it never waits on their lock."""
+        if self._threads == 1:
+            self.settle()
+        write()
 
     def submit(self, write: Callable[[], None]) -> None:
         """Queue ``write``; first re-raise a failed earlier write, and wait while too many wait."""
@@ -168,9 +176,7 @@ class MirrorChanges:
         ahead = self._noted_ahead.get(list_id, 0)
         if ahead < members:
             more = max(members - ahead, NOTE_AHEAD_MEMBERS)
-            if self._ledger.concurrent_writes == 1:
-                self._writer.settle()  # one writer at a time: the tally's write waits its turn
-            self._ledger.note_uploaded(self._account, list_id, more)
+            self._writer.write_now(lambda: self._ledger.note_uploaded(self._account, list_id, more))
             ahead += more
         self._noted_ahead[list_id] = ahead - members
 
