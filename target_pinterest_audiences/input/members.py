@@ -22,6 +22,7 @@ import tempfile
 import typing as t
 from collections.abc import Iterator
 from concurrent.futures import Executor
+from functools import partial
 from itertools import chain
 from pathlib import Path
 
@@ -175,7 +176,6 @@ class MemberStore:
                 bytes(self.parts[index]),
                 str(directory / f"adds-{index:03d}.bin"),
                 str(directory / f"removes-{index:03d}.bin"),
-                ordered,
             )
             for index in range(PARTITIONS)
             if index in self._spilled or self.parts[index]
@@ -183,9 +183,9 @@ class MemberStore:
         for data in self.parts:
             data.clear()
         self._spilled.clear()
-        columns: list[tuple[t.Any, ...]] = list(zip(*jobs, strict=True)) or [(), (), (), (), ()]
+        columns = list(zip(*jobs, strict=True))  # never empty: a partition was spilled
         mapper = pool.map if pool is not None else map
-        counts = list(mapper(dedupe_partition, *columns))
+        counts = list(mapper(partial(dedupe_partition, ordered=ordered), *columns))
         adds_paths = [Path(job[2]) for job, (adds, _) in zip(jobs, counts, strict=True) if adds]
         removes_paths = [Path(job[3]) for job, (_, rem) in zip(jobs, counts, strict=True) if rem]
         return (
