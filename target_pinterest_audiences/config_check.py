@@ -119,6 +119,7 @@ def boolean(name: str, value: object) -> str | None:
 
 # What each per-stream key may hold (the `streams` setting).
 STREAM_RULES: dict[str, Check] = {
+    "ad_account_id": ad_account_id,
     "audience_name": text(empty=False),
     "audience_description": text(),
     "list_type": choice(*_LIST_TYPES),
@@ -166,6 +167,7 @@ RULES: dict[str, Check] = {
     "on_invalid_record": choice("skip", "fail"),
     "records_per_request": integer(1, 10_000),
     "max_requests_per_minute": integer(1),
+    "max_reads_per_minute": integer(1),
     "list_type": choice(*_LIST_TYPES),
     "dry_run": boolean,
     "max_removal_fraction": fraction,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
-import time
 import typing as t
 from dataclasses import dataclass
 
@@ -92,9 +91,8 @@ def log_summary(
     entry: dict[str, t.Any],
     *,
     mirror: MirrorFigures | None,
-    started: float,
-    stats_before: dict[str, t.Any],
-    stats_after: dict[str, t.Any],
+    seconds: float,
+    stats: dict[str, t.Any],
 ) -> None:
     """The one line per stream a user reads after a run.
 
@@ -118,16 +116,16 @@ def log_summary(
         "%d sent as REMOVE%s; %d write calls (%.1fs waiting for the quota), %d retries; "
         "list %s, audience %s. %s",
         plan.stream,
-        time.monotonic() - started,
+        seconds,
         plan.rows,
         plan.records_invalid,
         format_reasons(plan.invalid_by_reason),
         entry["records_added"],
         entry["records_removed"],
         changed,
-        stats_after["writes"] - stats_before["writes"],
-        stats_after["pacer_wait_seconds"] - stats_before["pacer_wait_seconds"],
-        stats_after["retries"] - stats_before["retries"],
+        stats["writes"],
+        stats["pacer_wait_seconds"],
+        stats["retries"],
         entry["customer_list_id"],
         entry["audience_id"],
         pinterest_says(entry),
@@ -169,4 +167,30 @@ def print_dry_run(
         f"invalid rows: {format_reasons(plan.invalid_by_reason)}. Nothing was sent.",
         file=sys.stderr,
         flush=True,
+    )
+
+
+def warn_if_the_list_changed(
+    logger: logging.Logger,
+    plan: StreamPlan,
+    resolved: ResolvedList,
+    previous: t.Mapping[str, t.Any] | None,
+    account: str,
+) -> None:
+    """The last run's STATE names another list for this stream: say so, naming both."""
+    if not previous or previous.get("ad_account_id") not in (None, account):
+        return
+    old_id = previous.get("customer_list_id")
+    if old_id is None or str(old_id) == resolved.id:
+        return
+    logger.warning(
+        "Stream '%s' now loads customer list %s (%r); the previous run loaded customer list %s "
+        "(%r) for this stream. Its segment_name or segment_id changed, and the old list keeps "
+        "its members and its audience. If that was not meant, set it back; to retire the old "
+        "list, remove its members with explicit remove rows, or delete it in Ads Manager.",
+        plan.stream,
+        resolved.id,
+        resolved.name,
+        old_id,
+        previous.get("segment_name"),
     )

@@ -130,6 +130,7 @@ class PinterestScopeError(PinterestAuthError):
         code: object = None,
         api_message: str | None = None,
         ad_account_id: str,
+        account_setting: str = "ad_account_id",
     ) -> None:
         self.call = call
         self.scope = scope
@@ -141,7 +142,7 @@ class PinterestScopeError(PinterestAuthError):
         if status == 403:
             why = (
                 f"The call needs the {scope} scope, and the token's user needs access to ad "
-                f"account {ad_account_id} (check ad_account_id)"
+                f"account {ad_account_id} (check {account_setting})"
             )
         else:
             why = f"The token lacks the {scope} scope this call needs"
@@ -269,6 +270,16 @@ class WriteOutcomeUnknown(PinterestError):
         )
 
 
+class RunStopped(PinterestError):
+    """The run was stopped before this call was sent: another call met a wall that every
+    call would meet (Pinterest's quota used up, a token without the scopes). ``reason`` says
+    which, in the words of the error that stopped the run."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
 # ------------------------------------------------------------------ refusal -> exception
 SCOPES = ("ads:read", "ads:write")
 PINTEREST_API_URL = "https://api.pinterest.com/v5"
@@ -317,9 +328,9 @@ class Subject:
     id: str
 
 
-def _account_not_found_hint(ad_account_id: str, api_url: str) -> str:
+def _account_not_found_hint(ad_account_id: str, setting: str, api_url: str) -> str:
     hint = (
-        f"Check ad_account_id ({ad_account_id}) and api_url ({shown_url(api_url)}): Pinterest "
+        f"Check {setting} ({ad_account_id}) and api_url ({shown_url(api_url)}): Pinterest "
         "does not know this ad account at that address"
     )
     if api_url_problem(api_url) is not None:
@@ -328,21 +339,26 @@ def _account_not_found_hint(ad_account_id: str, api_url: str) -> str:
 
 
 def refusal_hint(
-    status: int, *, ad_account_id: str, api_url: str, subject: Subject | None
+    status: int,
+    *,
+    ad_account_id: str,
+    api_url: str,
+    subject: Subject | None,
+    account_setting: str = "ad_account_id",
 ) -> str | None:
     """What the user should check when Pinterest refuses a call with ``status``."""
     if status == 404:
         if subject is not None and subject.kind == "customer list":
             return (
                 f"Check the segment_id / customer list id {subject.id}: it does not exist in "
-                f"ad account {ad_account_id} (or the ad_account_id is wrong)"
+                f"ad account {ad_account_id} (or {account_setting} is wrong)"
             )
         if subject is not None:
             return (
                 f"Check the {subject.kind} id {subject.id}: it does not exist in "
-                f"ad account {ad_account_id} (or the ad_account_id is wrong)"
+                f"ad account {ad_account_id} (or {account_setting} is wrong)"
             )
-        return _account_not_found_hint(ad_account_id, api_url)
+        return _account_not_found_hint(ad_account_id, account_setting, api_url)
     if status == 400:
         return (
             "Pinterest rejected the request: check its parameters (list name, list_type, "
@@ -368,6 +384,7 @@ def refusal_error(
     ad_account_id: str,
     api_url: str,
     subject: Subject | None,
+    account_setting: str = "ad_account_id",
 ) -> PinterestError:
     """The exception for an answer that retrying will not change (a 4xx but 408 and 429,
     or a 401 that refreshing the token cannot cure)."""
@@ -379,7 +396,14 @@ def refusal_error(
             code=code,
             api_message=api_message,
             ad_account_id=ad_account_id,
+            account_setting=account_setting,
         )
-    hint = refusal_hint(status, ad_account_id=ad_account_id, api_url=api_url, subject=subject)
+    hint = refusal_hint(
+        status,
+        ad_account_id=ad_account_id,
+        api_url=api_url,
+        subject=subject,
+        account_setting=account_setting,
+    )
     error_type = RequestTooLarge if status == 413 else PinterestApiError
     return error_type(call, status, code, api_message, hint)
