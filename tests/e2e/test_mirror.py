@@ -467,13 +467,15 @@ def test_two_runs_at_once_the_second_fails_clearly_or_waits(
 def test_two_runs_creating_one_new_list_at_once_make_one_list(
     mirror: Mirror, emulator: PinterestEmulator, backend: Backend
 ) -> None:
-    # Both runs read the account before either created the list; the second waits for the
-    # first's lock, then reads the account again instead of trusting what it read at the start.
-    emulator.add_fault("latency", method="PATCH", seconds=0.3, times=None)
-    slow = {"records_per_request": 2, "_calls_in_flight": 1}
-    first = mirror.start(audience_messages("audience", "Fresh", A), **slow)
-    wait_for(lambda: accepted_patches(emulator) >= 1, first)
+    # The second run reads the account while the first one's create is on its way (slow): its
+    # index has no such list. It waits for the first run's lock, then reads the account again
+    # instead of trusting what it read at the start, and finds the list.
+    emulator.add_fault("latency", method="POST", path=r"/customer_lists$", seconds=4)
+    first = mirror.start(audience_messages("audience", "Fresh", A))
+    wait_for(lambda: bool(emulator.faults_fired), first)
     second = mirror.start(audience_messages("audience", "Fresh", B), _ledger_lock_wait_seconds=60)
+    wait_for(lambda: len(emulator.requests) >= 6, second)  # the second run read the account
+    assert emulator.lists(AD_ACCOUNT) == []
     code, _, err = finish(first)
     assert code == 0, err[-3000:]
     code, _, err = finish(second)
