@@ -28,7 +28,11 @@ STREAM_SETTINGS = (
     "list_type",
     "sync_mode",
     "max_removal_fraction",
+    "lookalikes",
 )
+# A lookalike (ACTALIKE) audience: the keys of one `lookalikes` entry, and its bounds.
+LOOKALIKE_KEYS = ("country", "percentage", "name")
+LOOKALIKE_PERCENTAGES = range(1, 11)
 
 
 class SyncMode(enum.StrEnum):
@@ -91,6 +95,21 @@ class Tuning:
 
 
 @dataclass(frozen=True)
+class Lookalike:
+    """One configured lookalike audience of a stream: Pinterest users like the stream's
+    audience, in one country, sized as a share (1 to 10 percent) of that country's users."""
+
+    country: str
+    percentage: int
+    name: str | None = None  # None: made from the audience's name, the country and the share
+
+    @classmethod
+    def from_config(cls, entry: t.Mapping[str, t.Any]) -> Lookalike:
+        name = entry.get("name")
+        return cls(str(entry["country"]), int(entry["percentage"]), str(name) if name else None)
+
+
+@dataclass(frozen=True)
 class StreamSettings:
     """The settings that apply to one stream."""
 
@@ -99,6 +118,7 @@ class StreamSettings:
     max_removal_fraction: float
     audience_name: str | None = None  # None: the list's name
     audience_description: str | None = None
+    lookalikes: tuple[Lookalike, ...] = ()
 
     @property
     def mirror(self) -> bool:
@@ -195,4 +215,5 @@ class Settings:
             max_removal_fraction=self.max_removal_fraction if fraction is None else float(fraction),
             audience_name=own.get("audience_name") or None,
             audience_description=own.get("audience_description"),
+            lookalikes=tuple(Lookalike.from_config(e) for e in own.get("lookalikes") or ()),
         )

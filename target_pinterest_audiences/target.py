@@ -235,17 +235,33 @@ class TargetPinterestAudiences(Target):
                     th.Property("list_type", th.StringType(allowed_values=list(LIST_TYPES))),
                     th.Property("sync_mode", th.StringType(allowed_values=["explicit", "mirror"])),
                     th.Property("max_removal_fraction", th.NumberType(minimum=0, maximum=1)),
+                    th.Property(
+                        "lookalikes",
+                        th.ArrayType(
+                            th.ObjectType(
+                                th.Property("country", th.StringType, required=True),
+                                th.Property(
+                                    "percentage",
+                                    th.IntegerType(minimum=1, maximum=10),
+                                    required=True,
+                                ),
+                                th.Property("name", th.StringType),
+                            )
+                        ),
+                    ),
                 )
             ),
             title="Per-stream settings",
             description=(
                 "Settings of single streams, keyed by stream name: audience_name and "
-                "audience_description for its audience, and ad_account_id, list_type, "
-                "sync_mode and max_removal_fraction overriding the setting of the same name. "
-                "Example: "
+                "audience_description for its audience; lookalikes, lookalike (ACTALIKE) "
+                "audiences seeded from it, each {country, percentage 1-10, name}; and "
+                "ad_account_id, list_type, sync_mode and max_removal_fraction overriding the "
+                "setting of the same name. Example: "
                 '{"holiday_shoppers": {"audience_name": "Holiday shoppers", '
-                '"audience_description": "Bought in December", "sync_mode": "mirror", '
-                '"max_removal_fraction": 0.2}}'
+                '"sync_mode": "mirror", "max_removal_fraction": 0.2, '
+                '"lookalikes": [{"country": "US", "percentage": 5}, '
+                '{"country": "CA", "percentage": 1, "name": "Holiday lookalike CA"}]}}'
             ),
         ),
     ).to_dict()
