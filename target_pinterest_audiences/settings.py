@@ -118,7 +118,7 @@ class StreamSettings:
     max_removal_fraction: float
     audience_name: str | None = None  # None: the list's name
     audience_description: str | None = None
-    lookalikes: tuple[Lookalike, ...] = ()
+    lookalikes: tuple[Lookalike, ...] | None = None  # None: the stream sets no lookalikes
 
     @property
     def mirror(self) -> bool:
@@ -215,5 +215,7 @@ class Settings:
             max_removal_fraction=self.max_removal_fraction if fraction is None else float(fraction),
             audience_name=own.get("audience_name") or None,
             audience_description=own.get("audience_description"),
-            lookalikes=tuple(Lookalike.from_config(e) for e in own.get("lookalikes") or ()),
+            lookalikes=None
+            if own.get("lookalikes") is None
+            else tuple(Lookalike.from_config(entry) for entry in own["lookalikes"]),
         )

@@ -93,6 +93,7 @@ def run_streams(
             synced.sent,
             figures.get(synced.plan.stream),
             synced.mirror,
+            synced.lookalikes,
         )
         outcome.entries[synced.plan.stream] = entry
         log_summary(

@@ -58,6 +58,12 @@ def read_back(
         index = index_of(account)
         wanted = {("lists", one.resolved.id) for one in streams if one.resolved is not None}
         wanted |= {("audiences", one.audience_id) for one in streams if one.audience_id}
+        wanted |= {
+            ("audiences", settled.audience_id)
+            for one in streams
+            for settled in one.lookalikes or ()
+            if settled.audience_id
+        }
         try:
             if per_object(len(wanted), index.listing_calls()):
                 found = _read_objects(client_of(account), wanted, pool)
@@ -83,12 +89,17 @@ def read_back(
             assert one.resolved is not None
             listed = found.get(("lists", one.resolved.id), {})
             audience = found.get(("audiences", one.audience_id or ""), {})
-            size = audience.get("size")
-            whole = isinstance(size, int) and not isinstance(size, bool)
+            lookalikes = {
+                settled.audience_id: _status_and_size(found.get(("audiences", settled.audience_id)))
+                for settled in one.lookalikes or ()
+                if settled.audience_id
+            }
+            status, size = _status_and_size(audience)
             figures[one.plan.stream] = PinterestFigures(
                 list_status=listed.get("status"),
-                audience_status=audience.get("status"),
-                audience_size=size if whole else None,
+                audience_status=status,
+                audience_size=size,
+                lookalikes=lookalikes,
             )
     return figures, reads
 
@@ -103,3 +114,11 @@ def _read_objects(
 
     futures = {key: pool.submit(read, *key) for key in sorted(wanted)}
     return {key: future.result() for key, future in futures.items()}
+
+
+def _status_and_size(audience: Item | None) -> tuple[str | None, int | None]:
+    """An audience's status and size as Pinterest reports them (None where it gives none)."""
+    audience = audience or {}
+    size = audience.get("size")
+    whole = isinstance(size, int) and not isinstance(size, bool)
+    return audience.get("status"), size if whole else None

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from target_pinterest_audiences.loading.changes import Explicit, Mirror, Strategy
+from target_pinterest_audiences.loading.lookalikes import Lookalikes, Settled
 from target_pinterest_audiences.loading.report import (
     MirrorFigures,
     print_dry_run,
@@ -53,6 +54,7 @@ class Synced:
     mirror: MirrorFigures | None
     seconds: float
     stats: ClientStats
+    lookalikes: list[Settled] | None = None  # None: the stream sets no lookalikes
 
     @property
     def audience_id(self) -> str | None:
@@ -73,6 +75,7 @@ class StreamSync:
         self.size = CallSize(settings.records_per_request, logger)
         self.lists = Lists(logger, settle_seconds=settle)
         self.audiences = Audiences(logger, settle_seconds=settle)
+        self.lookalikes = Lookalikes(logger, settle_seconds=settle)
         self.sender = Sender(
             session.calls,
             logger,
@@ -163,8 +166,19 @@ class StreamSync:
             )
             stream_settings = session.settings.for_stream(plan.stream)
             audience = self.audiences.attach(plan, resolved, stream_settings, where)
+            lookalikes = self.lookalikes.settle(plan, audience, stream_settings.lookalikes, where)
             mirror = changes.mirror
-        return Synced(plan, where.account, resolved, audience, sent, mirror, _since(started), stats)
+        return Synced(
+            plan,
+            where.account,
+            resolved,
+            audience,
+            sent,
+            mirror,
+            _since(started),
+            stats,
+            lookalikes,
+        )
 
     def dry_run(self, plan: StreamPlan) -> None:
         """Print what a real run would do for this stream; make no write call."""
@@ -182,6 +196,8 @@ class StreamSync:
             list_line = f"would create or reuse customer list {target} (lookup failed: {error})"
         with strategy.changes(plan, resolved, check=False) as changes:
             adds, removes, mirror = changes.add_count, changes.remove_count, changes.mirror
+        wanted = self.session.settings.for_stream(plan.stream).lookalikes
+        seed = where.index.audience_of(resolved.id) if resolved is not None else None
         print_dry_run(
             plan,
             list_line,
@@ -189,6 +205,7 @@ class StreamSync:
             removes=removes,
             chunk=self.session.settings.records_per_request,
             mirror=mirror,
+            lookalikes=self.lookalikes.plan(seed, wanted or (), where),
         )
 
 

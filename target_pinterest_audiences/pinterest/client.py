@@ -283,6 +283,23 @@ class PinterestClient:
             "POST", "audiences", f"POST audiences (customer list {customer_list_id})", body=body
         )
 
+    def create_lookalike(
+        self, name: str, seed_id: str, country: str, percentage: int
+    ) -> dict[str, Any]:
+        """An ACTALIKE audience: users like the seed audience's, in ``country``, ``percentage``
+        percent (1-10) of that country's users."""
+        body = {
+            "name": name,
+            "audience_type": "ACTALIKE",
+            "rule": {"seed_id": [str(seed_id)], "country": country, "percentage": percentage},
+        }
+        return self._call(
+            "POST",
+            "audiences",
+            f"POST audiences (lookalike {country} {percentage}% of audience {seed_id})",
+            body=body,
+        )
+
     def get_audience(self, audience_id: str) -> dict[str, Any]:
         audience_id = str(audience_id)
         return self._call(
