@@ -46,23 +46,18 @@ class ReadProgress:
             )
 
 
-class SendProgress:
-    """While members are sent: a background thread logs members sent, rate and calls in flight."""
+class _Ticker:
+    """A background thread that calls `tick` every `interval` seconds inside a `with` block
+    (none when the interval is 0 or `wanted` is false)."""
 
-    def __init__(self, logger: logging.Logger, stream: str, total: int, interval: float) -> None:
-        self.logger = logger
-        self.stream = stream
-        self.total = total
+    def __init__(self, interval: float, name: str, *, wanted: bool = True) -> None:
         self.interval = interval
-        self.sent = 0
-        self.in_flight = 0
-        self.calls = 0
-        self._started = time.monotonic()
+        self._wanted = wanted and interval > 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def __enter__(self) -> SendProgress:
-        if self.interval > 0:
+    def __enter__(self) -> t.Self:
+        if self._wanted:
             self._thread.start()
         return self
 
@@ -73,20 +68,39 @@ class SendProgress:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            elapsed = time.monotonic() - self._started
-            self.logger.info(
-                "Progress: stream '%s': %d of %d members sent (%.0f/s), %d calls done, "
-                "%d in flight.",
-                self.stream,
-                self.sent,
-                self.total,
-                self.sent / max(elapsed, 1e-9),
-                self.calls,
-                self.in_flight,
-            )
+            self.tick()
+
+    def tick(self) -> None:
+        raise NotImplementedError
 
 
-class RunProgress:
+class SendProgress(_Ticker):
+    """While members are sent: a background thread logs members sent, rate and calls in flight."""
+
+    def __init__(self, logger: logging.Logger, stream: str, total: int, interval: float) -> None:
+        super().__init__(interval, "progress")
+        self.logger = logger
+        self.stream = stream
+        self.total = total
+        self.sent = 0
+        self.in_flight = 0
+        self.calls = 0
+        self._started = time.monotonic()
+
+    def tick(self) -> None:
+        elapsed = time.monotonic() - self._started
+        self.logger.info(
+            "Progress: stream '%s': %d of %d members sent (%.0f/s), %d calls done, %d in flight.",
+            self.stream,
+            self.sent,
+            self.total,
+            self.sent / max(elapsed, 1e-9),
+            self.calls,
+            self.in_flight,
+        )
+
+
+class RunProgress(_Ticker):
     """While the run's streams sync: how many are done, syncing and waiting, the calls made and
     the time spent waiting for the quota, logged by a background thread at a steady interval;
     and the run's total line at the end."""
@@ -94,17 +108,15 @@ class RunProgress:
     def __init__(
         self, logger: logging.Logger, *, total: int, stats: ClientStats, interval: float
     ) -> None:
+        super().__init__(interval, "run-progress", wanted=total > 1)
         self.logger = logger
         self.total = total
         self.stats = stats
-        self.interval = interval
         self.started = time.monotonic()
         self.done = 0
         self.failed = 0
         self.syncing_now = 0
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="run-progress", daemon=True)
 
     @contextlib.contextmanager
     def syncing(self, stream: str) -> Iterator[Callable[..., None]]:
@@ -132,19 +144,8 @@ class RunProgress:
             self.done += 1
             self.failed += 1
 
-    def __enter__(self) -> RunProgress:
-        if self.interval > 0 and self.total > 1:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.logger.info("Progress: %s", self.line())
+    def tick(self) -> None:
+        self.logger.info("Progress: %s", self.line())
 
     def line(self) -> str:
         with self._lock:
