@@ -14,7 +14,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from .auth import TokenManager
-from .errors import PinterestError, Subject
+from .errors import ACCOUNT_SETTING, PinterestError, Subject
 from .http_retry import RetryPolicy
 from .pacing import RateLimiter
 from .stats import ClientStats
@@ -58,10 +58,13 @@ class PinterestClient:
         retry: RetryPolicy | None = None,
         user_agent: str = "target-pinterest-audiences",
         page_size: int = PAGE_SIZE,
+        account_setting: str = ACCOUNT_SETTING,
     ) -> None:
         """``rate_period``: the pacing window in seconds for the per-minute caps. Half a
         second over a minute by default: Pinterest counts calls when they arrive, and
-        arrivals jitter with the network, so a window exactly 60 s long could see quota + 1."""
+        arrivals jitter with the network, so a window exactly 60 s long could see quota + 1.
+        ``account_setting``: the setting that gave ``ad_account_id``, named when Pinterest
+        refuses the ad account (``streams.<name>.ad_account_id`` for a stream's own)."""
         if not 1 <= page_size <= PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {PAGE_SIZE}")
         self.page_size = page_size
@@ -82,6 +85,7 @@ class PinterestClient:
             self.api_url,
             tokens,
             ad_account_id=self.ad_account_id,
+            account_setting=account_setting,
             retry=self.retry,
             write_limiter=self.write_limiter,
             read_limiter=self.read_limiter,
@@ -265,7 +269,8 @@ class PinterestClient:
         """One cheap read that proves the token and the ad account (and ``api_url``).
 
         Raises what any call would: :class:`~.errors.PinterestAuthError` for the token,
-        :class:`~.errors.PinterestApiError` 404 naming ``ad_account_id`` and ``api_url``."""
+        :class:`~.errors.PinterestScopeError` for a 403 (an ad account the token may not use)
+        and :class:`~.errors.PinterestApiError` for a 404, both naming the account setting."""
         self._call(
             "GET", "customer_lists", "GET customer_lists (access check)", params={"page_size": 1}
         )

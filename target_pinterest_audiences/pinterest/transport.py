@@ -21,6 +21,7 @@ from requests.adapters import HTTPAdapter
 
 from .auth import TokenManager
 from .errors import (
+    ACCOUNT_SETTING,
     PinterestApiError,
     PinterestAuthError,
     PinterestError,
@@ -86,6 +87,7 @@ class Transport:
         tokens: TokenManager,
         *,
         ad_account_id: str,
+        account_setting: str = ACCOUNT_SETTING,
         retry: RetryPolicy,
         write_limiter: RateLimiter,
         read_limiter: RateLimiter,
@@ -95,6 +97,7 @@ class Transport:
         self.api_url = api_url.rstrip("/")
         self.tokens = tokens
         self.ad_account_id = ad_account_id
+        self.account_setting = account_setting  # the setting named in hints about the account
         self.retry = retry
         self.write_limiter = write_limiter
         self.read_limiter = read_limiter
@@ -240,6 +243,7 @@ class Transport:
                 ad_account_id=self.ad_account_id,
                 api_url=self.api_url,
                 subject=call.subject,
+                account_setting=self.account_setting,
             )
         answer = HttpResponse(
             status_code=status, headers=dict(response.headers), code=code, message=api_message
