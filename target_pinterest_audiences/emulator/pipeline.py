@@ -171,7 +171,7 @@ class Pipeline:
         with self._lock:
             refused, token = self._authenticate(op, headers)
             outcome = refused or invalid or self._authorized(op, token, checked, headers)
-            if token is not None and "expire_token" in kinds:
+            if token is not None and invalid is None and "expire_token" in kinds:
                 self.model.tokens.revoke_access(token)
         self._check_response(op, outcome)
         if "drop_after" in kinds:
