@@ -31,6 +31,7 @@ from target_pinterest_audiences.input.reader import AudienceReader
 from target_pinterest_audiences.input.streams import InputStreams
 from target_pinterest_audiences.settings import (
     DEFAULT_API_URL,
+    DEFAULT_MAX_READS_PER_MINUTE,
     DEFAULT_MAX_REMOVAL_FRACTION,
     DEFAULT_MAX_REQUESTS_PER_MINUTE,
     DEFAULT_RECORDS_PER_REQUEST,
@@ -163,7 +164,20 @@ class TargetPinterestAudiences(Target):
             th.IntegerType(minimum=1),
             default=DEFAULT_MAX_REQUESTS_PER_MINUTE,
             title="Max write requests per minute",
-            description="Client-side cap on write calls (Pinterest's ads_write quota is 400/min).",
+            description=(
+                "Client-side cap on write calls per minute, shared by every stream and ad account "
+                "of a run (Pinterest's ads_write quota is 400/min per app and user)."
+            ),
+        ),
+        th.Property(
+            "max_reads_per_minute",
+            th.IntegerType(minimum=1),
+            default=DEFAULT_MAX_READS_PER_MINUTE,
+            title="Max read requests per minute",
+            description=(
+                "Client-side cap on read calls per minute, shared by every stream and ad account "
+                "of a run (Pinterest's ads_read quota is 1000/min per app and user)."
+            ),
         ),
         th.Property(
             "list_type",
@@ -215,21 +229,39 @@ class TargetPinterestAudiences(Target):
             "streams",
             th.ObjectType(
                 additional_properties=th.ObjectType(
+                    th.Property("ad_account_id", th.CustomType({"type": ["string", "integer"]})),
                     th.Property("audience_name", th.StringType),
                     th.Property("audience_description", th.StringType),
                     th.Property("list_type", th.StringType(allowed_values=list(LIST_TYPES))),
                     th.Property("sync_mode", th.StringType(allowed_values=["explicit", "mirror"])),
                     th.Property("max_removal_fraction", th.NumberType(minimum=0, maximum=1)),
+                    th.Property(
+                        "lookalikes",
+                        th.ArrayType(
+                            th.ObjectType(
+                                th.Property("country", th.StringType, required=True),
+                                th.Property(
+                                    "percentage",
+                                    th.IntegerType(minimum=1, maximum=10),
+                                    required=True,
+                                ),
+                                th.Property("name", th.StringType),
+                            )
+                        ),
+                    ),
                 )
             ),
             title="Per-stream settings",
             description=(
                 "Settings of single streams, keyed by stream name: audience_name and "
-                "audience_description for its audience, and list_type, sync_mode and "
-                "max_removal_fraction overriding the setting of the same name. Example: "
+                "audience_description for its audience; lookalikes, lookalike (ACTALIKE) "
+                "audiences seeded from it, each {country, percentage 1-10, name}; and "
+                "ad_account_id, list_type, sync_mode and max_removal_fraction overriding the "
+                "setting of the same name. Example: "
                 '{"holiday_shoppers": {"audience_name": "Holiday shoppers", '
-                '"audience_description": "Bought in December", "sync_mode": "mirror", '
-                '"max_removal_fraction": 0.2}}'
+                '"sync_mode": "mirror", "max_removal_fraction": 0.2, '
+                '"lookalikes": [{"country": "US", "percentage": 5}, '
+                '{"country": "CA", "percentage": 1, "name": "Holiday lookalike CA"}]}}'
             ),
         ),
     ).to_dict()

@@ -75,6 +75,22 @@ class Options:
     too_small_code: int = _option(
         TOO_SMALL_CODE, "error code refusing an audience for a TOO_SMALL list (not known)"
     )
+    lookalike_countries: str = _option(
+        "US,CA,GB",
+        "countries an ACTALIKE (lookalike) audience may target, comma-separated (Pinterest "
+        "names US, CA and GB; its full list is not known); others are answered 400",
+    )
+    min_seed_size: int = _option(
+        100,
+        "an ACTALIKE audience's seeds each need at least this many matched users, else 400 "
+        "with too_small_status and too_small_code (Pinterest's lowest seed size is not known; "
+        "100, the minimum of an audience, is assumed)",
+    )
+    invalid_rule_code: int = _option(
+        2625,
+        "error code of a 400 refusing an ACTALIKE rule: a seed that is not an audience of the "
+        "account or was REMOVED, a country not offered, a percentage out of 1-10 (not known)",
+    )
     cumulative_exceptions: bool = _option(
         False,
         "a list's exceptions sum up all its uploads; off, they describe its latest upload, "

@@ -79,6 +79,9 @@ class PinterestEmulator:
     min_audience_size = OptionAttribute("min_matched_users")  # the old name
     too_small_status = OptionAttribute()
     too_small_code = OptionAttribute()
+    lookalike_countries = OptionAttribute()
+    min_seed_size = OptionAttribute()
+    invalid_rule_code = OptionAttribute()
     cumulative_exceptions = OptionAttribute()
     max_body_bytes = OptionAttribute()
     body_too_large_code = OptionAttribute()

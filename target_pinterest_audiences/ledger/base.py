@@ -24,7 +24,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from target_pinterest_audiences.ledger.blobs import DIGEST_SIZE, as_blob
 from target_pinterest_audiences.ledger.diff import MembershipDiff, Partitioned, merge, partitions
-from target_pinterest_audiences.ledger.errors import LedgerError
+from target_pinterest_audiences.ledger.errors import LedgerBusy, LedgerError
 from target_pinterest_audiences.ledger.schema import MEMBERS, UPLOADS, Schema, ensure_schema
 from target_pinterest_audiences.ledger.tokens import LedgerTokenStore
 from target_pinterest_audiences.ledger.url import SETTING, describe_url
@@ -53,6 +53,8 @@ class Ledger(ABC):
         self._engine: Engine | None = None
         self._ready = False
         self._ready_lock = threading.Lock()
+        self._local_guard = threading.Lock()
+        self._local_locks: dict[tuple[str, str], threading.Lock] = {}
 
     # ---- what a back end provides ---------------------------------------------------
 
@@ -204,7 +206,24 @@ class Ledger(ABC):
                 "finish and run again, or point the runs at different lists"
             )
 
-        return self._hold(ad_account_id, list_key, wait_seconds=wait_seconds, busy=busy)
+        return self._exclusive(ad_account_id, list_key, wait_seconds=wait_seconds, busy=busy)
+
+    @contextmanager
+    def _exclusive(
+        self, scope: str, name: str, *, wait_seconds: float, busy: Callable[[str], str]
+    ) -> Iterator[None]:
+        """`_hold`, after the threads of this process that want the same lock: streams syncing
+        side by side may lock one list (by name and by id), and a back end's lock may be
+        re-entrant within the process (PostgreSQL's advisory locks are, per session)."""
+        with self._local_guard:
+            local = self._local_locks.setdefault((scope, name), threading.Lock())
+        if not local.acquire(timeout=max(0.0, wait_seconds)):
+            raise LedgerBusy(busy("; another stream of this run holds it"))
+        try:
+            with self._hold(scope, name, wait_seconds=wait_seconds, busy=busy):
+                yield
+        finally:
+            local.release()
 
     # ---- members --------------------------------------------------------------------
 

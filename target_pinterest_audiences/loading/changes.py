@@ -56,6 +56,10 @@ class Changes(t.Protocol):
 
 
 class Strategy(t.Protocol):
+    # Holds its list exclusively across runs (ledger locks): what it finds after taking the
+    # lock must come from a read made after that.
+    exclusive: bool
+
     def locked(self, plan: StreamPlan) -> t.ContextManager[None]: ...
     def locked_list(self, list_id: str) -> t.ContextManager[None]: ...
     def changes(
@@ -93,6 +97,8 @@ class ExplicitChanges:
 
 class Explicit:
     """Explicit mode needs no lock and no memory."""
+
+    exclusive = False
 
     def locked(self, plan: StreamPlan) -> t.ContextManager[None]:
         return contextlib.nullcontext()
@@ -211,6 +217,8 @@ class MirrorChanges:
 
 class Mirror:
     """Mirror mode: one run at a time per list (ledger locks), the removal guard, the diff."""
+
+    exclusive = True
 
     def __init__(
         self,

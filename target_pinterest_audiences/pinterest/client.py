@@ -8,7 +8,9 @@ are the :mod:`.transport`'s; nothing here looks at a status code.
 from __future__ import annotations
 
 import binascii
+import copy
 import json
+import time
 from collections.abc import Iterator
 from typing import Any, Literal
 from urllib.parse import quote
@@ -16,9 +18,9 @@ from urllib.parse import quote
 from .auth import TokenManager
 from .errors import ACCOUNT_SETTING, PinterestError, Subject
 from .http_retry import RetryPolicy
-from .pacing import RateLimiter
+from .pacing import Pacer, RateLimiter
 from .stats import ClientStats
-from .transport import Call, Transport
+from .transport import Account, Call, Transport
 
 PAGE_SIZE = 250
 DIGEST_SIZE = 32  # a member: one SHA-256 digest
@@ -42,7 +44,11 @@ def _records_body(fields: dict[str, str], records: bytes) -> bytes:
 
 
 class PinterestClient:
-    """Thread-safe client of the Pinterest v5 customer list and audience endpoints."""
+    """Thread-safe client of the Pinterest v5 customer list and audience endpoints.
+
+    A client talks to one ad account; :meth:`view` gives clients of other ad accounts (or
+    with counters of their own) that share its connections, tokens and pacer.
+    """
 
     def __init__(
         self,
@@ -58,44 +64,77 @@ class PinterestClient:
         retry: RetryPolicy | None = None,
         user_agent: str = "target-pinterest-audiences",
         page_size: int = PAGE_SIZE,
+        pacer: Pacer | None = None,
         account_setting: str = ACCOUNT_SETTING,
     ) -> None:
         """``rate_period``: the pacing window in seconds for the per-minute caps. Half a
         second over a minute by default: Pinterest counts calls when they arrive, and
         arrivals jitter with the network, so a window exactly 60 s long could see quota + 1.
-        ``account_setting``: the setting that gave ``ad_account_id``, named when Pinterest
-        refuses the ad account (``streams.<name>.ad_account_id`` for a stream's own)."""
+        ``pacer``: the run's pacer, when the caller shares one (else the client makes its own
+        from the two caps). ``account_setting``: the setting that names the ad account, for
+        messages (``ad_account_id``, or a stream's own)."""
         if not 1 <= page_size <= PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {PAGE_SIZE}")
         self.page_size = page_size
         self.api_url = api_url.rstrip("/")
         self.ad_account_id = str(ad_account_id)
+        self.account_setting = account_setting
         self.tokens = tokens
         self.retry = retry if retry is not None else RetryPolicy()
-        self.write_limiter = RateLimiter(
-            max_writes_per_minute,
-            period=rate_period,
-            clock=self.retry.clock,
-            sleep=self.retry.sleep,
-        )
-        self.read_limiter = RateLimiter(
-            max_reads_per_minute, period=rate_period, clock=self.retry.clock, sleep=self.retry.sleep
-        )
+        if pacer is None:
+            real_time = self.retry.sleep is time.sleep
+            pacer = Pacer(
+                writes_per_minute=max_writes_per_minute,
+                reads_per_minute=max_reads_per_minute,
+                period=rate_period,
+                clock=self.retry.clock,
+                # Real time: the pacer's own waits, which stopping the run interrupts.
+                sleep=None if real_time else self.retry.sleep,
+            )
+        self.pacer = pacer
         self.transport = Transport(
             self.api_url,
             tokens,
-            ad_account_id=self.ad_account_id,
-            account_setting=account_setting,
             retry=self.retry,
-            write_limiter=self.write_limiter,
-            read_limiter=self.read_limiter,
+            pacer=pacer,
             timeout=(float(connect_timeout), float(read_timeout)),
             user_agent=user_agent,
         )
+        self._stats: ClientStats | None = None  # a view's own counters, besides the client's
+
+    @property
+    def write_limiter(self) -> RateLimiter:
+        return self.pacer.writes
+
+    @property
+    def read_limiter(self) -> RateLimiter:
+        return self.pacer.reads
 
     @property
     def stats(self) -> ClientStats:
-        return self.transport.stats
+        """This view's own counters if it has them, else the counters of every call made
+        through the client and its views."""
+        return self._stats if self._stats is not None else self.transport.stats
+
+    def view(
+        self,
+        *,
+        ad_account_id: str | None = None,
+        account_setting: str | None = None,
+        stats: ClientStats | None = None,
+    ) -> PinterestClient:
+        """A client of ``ad_account_id`` (default: this one's) sharing this client's
+        connections, tokens, pacer and counters; ``stats`` also counts the view's own calls.
+
+        Close the client, never a view."""
+        view = copy.copy(self)
+        if ad_account_id is not None:
+            view.ad_account_id = str(ad_account_id)
+        if account_setting is not None:
+            view.account_setting = account_setting
+        if stats is not None:
+            view._stats = stats
+        return view
 
     # ---------------------------------------------------------------- lifecycle
     def close(self) -> None:
@@ -127,7 +166,16 @@ class PinterestClient:
     ) -> dict[str, Any]:
         account = f"ad_accounts/{quote(self.ad_account_id, safe='')}"
         return self.transport.request(
-            Call(method, f"{account}/{path}", description, params, body, subject)
+            Call(
+                method,
+                f"{account}/{path}",
+                description,
+                params,
+                body,
+                subject,
+                account=Account(self.ad_account_id, self.account_setting),
+                stats=self._stats,
+            )
         )
 
     def _paginate(self, path: str, description: str) -> Iterator[dict[str, Any]]:
@@ -233,6 +281,23 @@ class PinterestClient:
             body["description"] = description
         return self._call(
             "POST", "audiences", f"POST audiences (customer list {customer_list_id})", body=body
+        )
+
+    def create_lookalike(
+        self, name: str, seed_id: str, country: str, percentage: int
+    ) -> dict[str, Any]:
+        """An ACTALIKE audience: users like the seed audience's, in ``country``, ``percentage``
+        percent (1-10) of that country's users."""
+        body = {
+            "name": name,
+            "audience_type": "ACTALIKE",
+            "rule": {"seed_id": [str(seed_id)], "country": country, "percentage": percentage},
+        }
+        return self._call(
+            "POST",
+            "audiences",
+            f"POST audiences (lookalike {country} {percentage}% of audience {seed_id})",
+            body=body,
         )
 
     def get_audience(self, audience_id: str) -> dict[str, Any]:

@@ -286,6 +286,16 @@ class WriteOutcomeUnknown(PinterestError):
         )
 
 
+class RunStopped(PinterestError):
+    """The run was stopped before this call was sent: another call met a wall that every
+    call would meet (Pinterest's quota used up, a token without the scopes). ``reason`` says
+    which, in the words of the error that stopped the run."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
 # ------------------------------------------------------------------ refusal -> exception
 SCOPES = ("ads:read", "ads:write")
 PINTEREST_API_URL = "https://api.pinterest.com/v5"

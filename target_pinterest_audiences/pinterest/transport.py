@@ -35,7 +35,7 @@ from .errors import (
 )
 from .http_retry import HttpRequest, HttpResponse, RetryDecision, RetryPolicy, RetryState
 from .http_retry.failure import describe_failure, never_sent
-from .pacing import RateLimiter
+from .pacing import Pacer
 from .quota import QuotaBreaker, category_of
 from .stats import ClientStats
 
@@ -47,6 +47,14 @@ POOL_SIZE = 8
 _EXPIRED_SINCE_REFRESHES = 3
 
 Answer = HttpResponse | None
+
+
+@dataclass(frozen=True)
+class Account:
+    """The ad account a call is about, and the setting that names it (for messages)."""
+
+    id: str
+    setting: str = ACCOUNT_SETTING
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,8 @@ class Call:
     params: Mapping[str, Any] | None = field(default=None, repr=False)
     body: dict[str, Any] | bytes | None = field(default=None, repr=False)  # members: never shown
     subject: Subject | None = None
+    account: Account | None = None
+    stats: ClientStats | None = field(default=None, repr=False, compare=False)  # a view's own
 
     @property
     def write(self) -> bool:
@@ -86,21 +96,15 @@ class Transport:
         api_url: str,
         tokens: TokenManager,
         *,
-        ad_account_id: str,
-        account_setting: str = ACCOUNT_SETTING,
         retry: RetryPolicy,
-        write_limiter: RateLimiter,
-        read_limiter: RateLimiter,
+        pacer: Pacer,
         timeout: tuple[float, float],
         user_agent: str,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.tokens = tokens
-        self.ad_account_id = ad_account_id
-        self.account_setting = account_setting  # the setting named in hints about the account
         self.retry = retry
-        self.write_limiter = write_limiter
-        self.read_limiter = read_limiter
+        self.pacer = pacer
         self.timeout = timeout
         self.user_agent = user_agent
         self.stats = ClientStats()
@@ -140,6 +144,10 @@ class Transport:
                 self._sessions.append(session)
         return session
 
+    def _stats_of(self, call: Call) -> tuple[ClientStats, ...]:
+        """The counters a call counts in: the client's, and its view's own."""
+        return (self.stats,) if call.stats is None else (self.stats, call.stats)
+
     # ---------------------------------------------------------------- one call
     def request(self, call: Call) -> dict[str, Any]:
         """Send ``call`` until it succeeds, is refused, or its retry budget runs out."""
@@ -164,15 +172,15 @@ class Transport:
 
     def _acquire(self, call: Call, state: RetryState) -> str:
         """Wait for the pacer, take the current token, count the attempt."""
-        limiter = self.write_limiter if call.write else self.read_limiter
         self.quota.check(call.description, call.method)
-        waited = limiter.acquire()
+        waited = self.pacer.limiter(write=call.write).acquire()
         # again: another call may have found the quota used up while this one waited
         self.quota.check(call.description, call.method)
         token = self.tokens.get()
-        self.stats.record_attempt(
-            write=call.write, pacer_wait=waited, token_refreshes=self.tokens.refresh_count
-        )
+        for stats in self._stats_of(call):
+            stats.record_attempt(
+                write=call.write, pacer_wait=waited, token_refreshes=self.tokens.refresh_count
+            )
         state.attempts += 1
         return token
 
@@ -226,7 +234,8 @@ class Transport:
         self.tokens.refresh(token)
         auth.refreshes += 1
         auth.just_refreshed = True
-        self.stats.record_auth_retry(token_refreshes=self.tokens.refresh_count)
+        for stats in self._stats_of(call):
+            stats.record_auth_retry(token_refreshes=self.tokens.refresh_count)
 
     def _retryable_answer(self, call: Call, response: requests.Response) -> HttpResponse:
         """The answer for the retry policy to judge; raises for a final refusal (4xx)."""
@@ -240,10 +249,10 @@ class Transport:
                 code,
                 api_message,
                 write=call.write,
-                ad_account_id=self.ad_account_id,
+                ad_account_id=call.account.id if call.account else "?",
+                account_setting=call.account.setting if call.account else ACCOUNT_SETTING,
                 api_url=self.api_url,
                 subject=call.subject,
-                account_setting=self.account_setting,
             )
         answer = HttpResponse(
             status_code=status, headers=dict(response.headers), code=code, message=api_message
@@ -278,9 +287,8 @@ class Transport:
         if decision.exhausted:
             raise self._give_up(call, state, decision, answer, error)
         if decision.reason == "429":
-            # Pinterest's quota is the account's, not this call's: every call waits for it.
-            limiter = self.write_limiter if call.write else self.read_limiter
-            limiter.pause(decision.wait)
+            # Pinterest's quota is the app's and user's, not this call's: every call waits.
+            self.pacer.limiter(write=call.write).pause(decision.wait)
         logger.warning(
             "%s /%s -> %s; retry %d in %.2fs (%s)",
             call.method,
@@ -291,7 +299,8 @@ class Transport:
             decision.reason,
         )
         state.record_retry(decision.reason, decision.wait)
-        self.stats.record_retry(decision.reason, decision.wait)
+        for stats in self._stats_of(call):
+            stats.record_retry(decision.reason, decision.wait)
         return decision.wait
 
     def _give_up(

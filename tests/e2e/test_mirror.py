@@ -421,8 +421,9 @@ def test_two_runs_at_once_the_second_fails_clearly_or_waits(
 ) -> None:
     ok(mirror.run(audience_messages("audience", "Busy", A[:1])))
     list_id = only_list(emulator)
-    # the first run takes about 11 x 0.35 s: time for the impatient run to start and give up
-    emulator.add_fault("latency", method="PATCH", seconds=0.35, times=None)
+    # the first run takes about 11 x 0.6 s: time for the impatient run to start and give up,
+    # even on a loaded machine
+    emulator.add_fault("latency", method="PATCH", seconds=0.6, times=None)
     slow = {"records_per_request": 1, "_calls_in_flight": 1}
 
     def stream(addresses: list[str]) -> list[dict[str, Any]]:
@@ -461,6 +462,47 @@ def test_two_runs_at_once_the_second_fails_clearly_or_waits(
     assert only_list(emulator) == list_id
     assert emulator.members(AD_ACCOUNT, list_id) == hashes(B)
     assert backend.members(list_id) == hashes(B)
+
+
+def test_two_runs_creating_one_new_list_at_once_make_one_list(
+    mirror: Mirror, emulator: PinterestEmulator, backend: Backend
+) -> None:
+    # The second run reads the account while the first one's create is on its way (slow): its
+    # index has no such list. It waits for the first run's lock, then reads the account again
+    # instead of trusting what it read at the start, and finds the list.
+    emulator.add_fault("latency", method="POST", path=r"/customer_lists$", seconds=4)
+    first = mirror.start(audience_messages("audience", "Fresh", A))
+    wait_for(lambda: bool(emulator.faults_fired), first)
+    second = mirror.start(audience_messages("audience", "Fresh", B), _ledger_lock_wait_seconds=60)
+    wait_for(lambda: len(emulator.requests) >= 6, second)  # the second run read the account
+    assert emulator.lists(AD_ACCOUNT) == []
+    code, _, err = finish(first)
+    assert code == 0, err[-3000:]
+    code, _, err = finish(second)
+    assert code == 0, err[-3000:]
+    list_id = only_list(emulator)  # one list, not two
+    assert len(emulator.audiences(AD_ACCOUNT)) == 1
+    assert emulator.members(AD_ACCOUNT, list_id) == hashes(B)
+    assert backend.members(list_id) == hashes(B)
+
+
+def test_many_mirror_streams_side_by_side_share_the_ledger(
+    mirror: Mirror, emulator: PinterestEmulator, backend: Backend
+) -> None:
+    def messages(shift: int) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for n in range(24):
+            out += audience_messages(f"s{n}", f"Mirror {n}", emails(40, start=n * 100 + shift))
+        return out
+
+    ok(mirror.run(messages(0), records_per_request=7))
+    ok(mirror.run(messages(10), records_per_request=7, max_removal_fraction=1.0))
+    lists = {x["name"]: x["id"] for x in emulator.lists(AD_ACCOUNT)}
+    assert len(lists) == 24
+    for n in range(24):
+        expected = hashes(emails(40, start=n * 100 + 10))
+        assert emulator.members(AD_ACCOUNT, lists[f"Mirror {n}"]) == expected
+        assert backend.members(lists[f"Mirror {n}"]) == expected
 
 
 # ---- 6. First run on a list with outside members ------------------------------------------------

@@ -654,8 +654,11 @@ def test_sigkill_after_one_stream_finished_claims_nothing_and_rerun_reuses_every
     )  # only the second stream (records_per_request=2 -> PATCHes) is slow
     crasher = Crasher(target)
     proc = crasher.start(messages, records_per_request=4, **FAST)
-    # kill while the second stream's PATCH is in flight, once "first" is done
-    out, _ = crasher.kill_when(proc, lambda: bool(emulator.faults_fired))
+    # kill while the second stream's PATCH is in flight, once "first" is done (the streams sync
+    # side by side: "first" has its list and audience while "second" still sends)
+    out, _ = crasher.kill_when(
+        proc, lambda: bool(emulator.faults_fired) and len(emulator.audiences(AD_ACCOUNT)) == 1
+    )
     assert len(emulator.audiences(AD_ACCOUNT)) == 1  # "first" had its list and audience
     assert out.strip() == ""  # ... but STATE is written only once everything is accepted
     emulator.clear_faults()
