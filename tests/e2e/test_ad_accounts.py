@@ -16,13 +16,24 @@ from tests.conftest import TOKEN, TargetRunner, writes
 NOT_THE_TOKENS = "549755885176"  # the emulator's tokens may use 549755885175 only
 
 
-@pytest.mark.parametrize("refusal", ["forbidden", "not_found"])
+@pytest.mark.parametrize(
+    ("refusal", "setting"),
+    [
+        ("forbidden", "ad_account_id"),
+        ("not_found", "ad_account_id"),
+        ("forbidden", "streams.uk.ad_account_id"),  # a stream's own account
+    ],
+)
 def test_an_ad_account_the_token_may_not_use_stops_the_run_before_anything_is_sent(
-    target: TargetRunner, emulator: PinterestEmulator, refusal: str
+    target: TargetRunner, emulator: PinterestEmulator, refusal: str, setting: str
 ) -> None:
     emulator.configure(ad_account_refusal=refusal)
+    if setting == "ad_account_id":
+        settings = target.config(ad_account_id=NOT_THE_TOKENS)
+    else:
+        settings = target.config(streams={"uk": {"ad_account_id": NOT_THE_TOKENS}})
     config = target.workdir / "config.json"
-    config.write_text(json.dumps(target.config(ad_account_id=NOT_THE_TOKENS)))
+    config.write_text(json.dumps(settings))
     stderr_file = target.workdir / "stderr.txt"
     with stderr_file.open("wb") as stderr:
         proc = subprocess.Popen(
@@ -42,13 +53,17 @@ def test_an_ad_account_the_token_may_not_use_stops_the_run_before_anything_is_se
             proc.stdout.close()
     text = stderr_file.read_text()
     assert returncode == 1 and stdout == b""  # no STATE
-    assert [(r.method, r.path.rsplit("/", 2)[-2:]) for r in emulator.requests] == [
-        ("GET", [NOT_THE_TOKENS, "customer_lists"])  # the access check, and nothing else
-    ]
+    # The access checks (one read per ad account), and nothing else.
+    checks = [(r.method, r.path.rsplit("/", 2)[-2:], r.status) for r in emulator.requests]
+    assert (
+        "GET",
+        [NOT_THE_TOKENS, "customer_lists"],
+        403 if refusal == "forbidden" else 404,
+    ) in checks
+    assert all(method == "GET" and path[1] == "customer_lists" for method, path, _ in checks)
     assert writes(emulator) == [] and emulator.lists(NOT_THE_TOKENS) == []
-    assert emulator.requests[0].status == (403 if refusal == "forbidden" else 404)
     error = "\n".join(line for line in text.splitlines() if "ERROR" in line)
     assert f"ad account {NOT_THE_TOKENS}" in error or f"({NOT_THE_TOKENS})" in error
-    assert "heck ad_account_id" in error and "Ads Manager URL" in error
+    assert f"heck {setting}" in error and "Ads Manager URL" in error
     assert "Traceback" not in text and TOKEN not in text
     print(error)  # what a user sees (pytest -s shows it)
