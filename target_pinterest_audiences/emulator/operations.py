@@ -299,13 +299,18 @@ class Operations:
 
     # ---- OAuth
 
+    def app_authenticated(self, basic: tuple[str, str] | None) -> bool:
+        """Whether HTTP Basic credentials are the app's id and secret."""
+        options = self.options
+        return basic is not None and (
+            secrets.compare_digest(basic[0], options.client_id)
+            and secrets.compare_digest(basic[1], options.client_secret)
+        )
+
     def oauth_token(self, body: Json, basic: tuple[str, str] | None) -> Outcome:
         """``POST /oauth/token``: exchange a refresh token, app id and secret as Basic auth."""
         options, tokens = self.options, self.model.tokens
-        if basic is None or not (
-            secrets.compare_digest(basic[0], options.client_id)
-            and secrets.compare_digest(basic[1], options.client_secret)
-        ):
+        if not self.app_authenticated(basic):
             return Outcome(401, dict(AUTH_FAILED))
         if body.get("grant_type") != "refresh_token":
             return Outcome(400, {"code": 1, "message": "Unsupported grant_type."})
@@ -318,7 +323,7 @@ class Operations:
         scopes = granted.scopes  # a refreshed token has the refresh token's scopes, or fewer
         if body.get("scope"):
             scopes = scopes & parse_scopes(str(body["scope"]))
-        access = tokens.issue_access(scopes)
+        access = tokens.issue_access(scopes, ad_accounts=granted.ad_accounts)
         refresh = old
         if str(body.get("continuous_refresh", "")).lower() == "true":
             expires_at = now + options.refresh_token_expires_in

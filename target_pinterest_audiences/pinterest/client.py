@@ -16,7 +16,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from .auth import TokenManager
-from .errors import PinterestError, Subject
+from .errors import ACCOUNT_SETTING, PinterestError, Subject
 from .http_retry import RetryPolicy
 from .pacing import Pacer, RateLimiter
 from .stats import ClientStats
@@ -65,7 +65,7 @@ class PinterestClient:
         user_agent: str = "target-pinterest-audiences",
         page_size: int = PAGE_SIZE,
         pacer: Pacer | None = None,
-        account_setting: str = "ad_account_id",
+        account_setting: str = ACCOUNT_SETTING,
     ) -> None:
         """``rate_period``: the pacing window in seconds for the per-minute caps. Half a
         second over a minute by default: Pinterest counts calls when they arrive, and
@@ -334,7 +334,8 @@ class PinterestClient:
         """One cheap read that proves the token and the ad account (and ``api_url``).
 
         Raises what any call would: :class:`~.errors.PinterestAuthError` for the token,
-        :class:`~.errors.PinterestApiError` 404 naming ``ad_account_id`` and ``api_url``."""
+        :class:`~.errors.PinterestScopeError` for a 403 (an ad account the token may not use)
+        and :class:`~.errors.PinterestApiError` for a 404, both naming the account setting."""
         self._call(
             "GET", "customer_lists", "GET customer_lists (access check)", params={"page_size": 1}
         )

@@ -21,6 +21,7 @@ from requests.adapters import HTTPAdapter
 
 from .auth import TokenManager
 from .errors import (
+    ACCOUNT_SETTING,
     PinterestApiError,
     PinterestAuthError,
     PinterestError,
@@ -53,7 +54,7 @@ class Account:
     """The ad account a call is about, and the setting that names it (for messages)."""
 
     id: str
-    setting: str = "ad_account_id"
+    setting: str = ACCOUNT_SETTING
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,7 @@ class Transport:
                 api_message,
                 write=call.write,
                 ad_account_id=call.account.id if call.account else "?",
-                account_setting=call.account.setting if call.account else "ad_account_id",
+                account_setting=call.account.setting if call.account else ACCOUNT_SETTING,
                 api_url=self.api_url,
                 subject=call.subject,
             )

@@ -147,6 +147,7 @@ def test_threads_and_open_files_do_not_grow_with_the_number_of_streams(
 
 
 def test_two_ad_accounts_in_one_run(target: TargetRunner, emulator: PinterestEmulator) -> None:
+    emulator.configure(ad_accounts=[AD_ACCOUNT, OTHER_ACCOUNT])  # the token may use both
     seed_account(emulator, 300, OTHER_ACCOUNT)
     emulator.requests.clear()
     messages = streams(3, 10) + audience_messages("uk", "UK shoppers", emails(7, start=900))

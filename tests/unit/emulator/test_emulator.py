@@ -76,6 +76,7 @@ def refresh(
 
 
 def test_create_get_and_page_through_lists(emu: PinterestEmulator, api: requests.Session) -> None:
+    emu.configure(ad_accounts=[ACCOUNT, "42"])  # the token may use an empty account too
     ids = [create_list(api, emu, f"list {i}", [H[i], f" {H[i + 1]} ", ""]) for i in range(5)]
     assert ids == sorted(ids, key=int)
     assert all(i.isdigit() for i in ids)
@@ -867,7 +868,11 @@ def test_a_version_1_state_file_still_loads(tmp_path: Path) -> None:
 
 
 def test_the_command_documents_its_options_and_control_endpoints() -> None:
-    from target_pinterest_audiences.emulator.options import option_fields
+    from target_pinterest_audiences.emulator.options import (
+        option_fields,
+        option_flag,
+        shown_default,
+    )
 
     shown = subprocess.run(
         [sys.executable, "-m", "target_pinterest_audiences.emulator", "--help"],
@@ -877,7 +882,8 @@ def test_the_command_documents_its_options_and_control_endpoints() -> None:
         env={**os.environ, "COLUMNS": "1000"},  # one line per option
     ).stdout
     for spec in option_fields():
-        assert "--" + spec.name.replace("_", "-") in shown
-        assert f"(default: {spec.default})" in shown
+        assert f"{option_flag(spec)} " in shown
+        assert f"(default: {shown_default(spec)})" in shown
+    assert "--ad-account ID " in shown and "(default: 549755885175)" in shown
     for endpoint in ("/_emulator/state", "/_emulator/lists/{id}", "/_emulator/quota/new_day"):
         assert endpoint in shown

@@ -677,6 +677,7 @@ def test_stopping_the_pacer_ends_waiting_and_later_calls_at_once() -> None:
 
 def test_client_views_share_the_pacer_and_count_their_own_calls(emu: Any) -> None:
     other = "549755885176"
+    emu.configure(ad_accounts=[ACCT, other])  # the token may use both
     client = PinterestClient(emu.url, ACCT, TokenManager(emu.url, access_token="test-access-token"))
     mine, theirs = ClientStats(), ClientStats()
     a = client.view(stats=mine)
