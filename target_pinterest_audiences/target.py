@@ -27,6 +27,7 @@ from singer_sdk.target_base import Target
 
 from target_pinterest_audiences.config_check import config_errors
 from target_pinterest_audiences.errors import InputError, TargetError
+from target_pinterest_audiences.input.leftover import discard_unread_input
 from target_pinterest_audiences.input.reader import AudienceReader
 from target_pinterest_audiences.input.streams import InputStreams
 from target_pinterest_audiences.settings import (
@@ -400,23 +401,37 @@ class TargetPinterestAudiences(Target):
 
     @classmethod
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
+        # A failure the user can act on is logged, then what the tap still sends is read and
+        # dropped (input/leftover.py) so that the tap finishes instead of writing into a
+        # closed pipe, and the message is what a user of `meltano run` reads last.
+        reads_stdin = kwargs.get("file_input") is None
         try:
             super().invoke(*args, **kwargs)
         except TargetError as error:
-            _fail(cls.logger, str(error))
+            _fail(cls.logger, str(error), discard_input=reads_stdin)
+        except ConfigValidationError as error:
+            # The SDK's own handler (SingerCommand.invoke) would log the same lines, but only
+            # after the unread input was dealt with: logged here first.
+            _fail(
+                cls.logger,
+                "\n".join([*error.errors, "Config validation failed"]),
+                discard_input=reads_stdin,
+            )
         except Exception as error:
             from target_pinterest_audiences.ledger import LedgerError
             from target_pinterest_audiences.pinterest import PinterestError
 
             if isinstance(error, PinterestError | LedgerError):
-                _fail(cls.logger, str(error))
+                _fail(cls.logger, str(error), discard_input=reads_stdin)
             raise
 
 
-def _fail(logger: logging.Logger, message: str) -> t.NoReturn:
+def _fail(logger: logging.Logger, message: str, *, discard_input: bool) -> t.NoReturn:
     for line in message.splitlines():
         logger.error(line)
     sys.stderr.flush()
+    if discard_input:
+        discard_unread_input()
     sys.exit(1)
 
 

@@ -301,14 +301,7 @@ class Transport:
         if decision.reason == "429" and decision.wait_exceeds_budget and answer is not None:
             return self._quota_exhausted(call, decision, answer)
         failure = describe_failure(error, self.endpoint) if error is not None else None
-        last = answer.status_code if answer else failure
-        logger.error(
-            "Giving up on %s after %d attempt(s), %.1fs waited (last: %s)",
-            call.description,
-            state.attempts,
-            state.waited,
-            last,
-        )
+        # Not logged here: the error says it all, and whoever catches it reports it once.
         return RetryBudgetExhausted(
             call.description,
             attempts=state.attempts,
