@@ -197,9 +197,9 @@ class TargetPinterestAudiences(Target):
             th.StringType,
             title="Ledger URL",
             description=(
-                "SQLAlchemy URL where mirror mode keeps the membership it last confirmed "
-                "(SQLite or PostgreSQL). Default: a SQLite file in .target-pinterest-audiences/ "
-                "under the working directory."
+                "SQLAlchemy URL where the members Pinterest accepted are kept, in both sync "
+                "modes (mirror mode diffs against them): SQLite or PostgreSQL. Default: a SQLite "
+                "file in .target-pinterest-audiences/ under the working directory."
             ),
         ),
         th.Property(

@@ -1,7 +1,8 @@
-"""What one run talks to: the Pinterest client and, for mirror streams, the ledger.
+"""What one run talks to: the Pinterest client and the ledger.
 
-A `Session` builds both from the settings, opens the ledger only when a stream needs it, and
-closes both at the end, whatever happened.
+A `Session` builds both from the settings, opens the ledger only when a stream needs it (a
+mirror run at start, to fail early; an explicit run at its first stream that sends; a dry run
+in explicit mode never), and closes both at the end, whatever happened.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def build_client(settings: Settings, ledger: Ledger | None = None) -> PinterestC
 
 
 class Session:
-    """The run's Pinterest client and (opened on first use) its mirror ledger."""
+    """The run's Pinterest client and (opened on first use) its ledger."""
 
     def __init__(self, settings: Settings, logger: logging.Logger) -> None:
         self.settings = settings
@@ -73,9 +74,9 @@ class Session:
         return self.settings.ad_account_id
 
     def ledger(self) -> Ledger:
-        """The mirror ledger; `LedgerError` when `ledger_url` cannot be used."""
+        """The ledger; `LedgerError` when `ledger_url` cannot be used."""
         if self._ledger is None:
-            from target_pinterest_audiences.ledger import open_ledger  # only mirror runs pay it
+            from target_pinterest_audiences.ledger import open_ledger  # a dry run never pays it
 
             self._ledger = open_ledger(
                 self.settings.ledger_url, base_dir=self.settings.work_dir.parent

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -63,6 +63,8 @@ class Call:
     params: Mapping[str, Any] | None = field(default=None, repr=False)
     body: dict[str, Any] | bytes | None = field(default=None, repr=False)  # members: never shown
     subject: Subject | None = None
+    # Called before the call goes again after an attempt that may have been applied.
+    on_resend: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
     def write(self) -> bool:
@@ -142,7 +144,10 @@ class Transport:
         """Send ``call`` until it succeeds, is refused, or its retry budget runs out."""
         state = RetryState()
         auth = _AuthRound()
+        maybe_applied = False  # the last attempt may have reached Pinterest and been applied
         while True:
+            if maybe_applied and call.on_resend is not None:
+                call.on_resend()
             token = self._acquire(call, state)
             response, error = self._send(call, token)
             if response is not None and 200 <= response.status_code < 300:
@@ -150,11 +155,15 @@ class Transport:
                 return _parse(response, call.description)
             if response is not None and _refreshable_401(response):
                 self._refresh_after_401(call, response, token, auth)
+                maybe_applied = False
                 continue
             auth.just_refreshed = False
             answer = self._retryable_answer(call, response) if response is not None else None
             if answer is None:
                 self._check_outcome_known(call, error)
+            maybe_applied = (answer is None and error is not None and not never_sent(error)) or (
+                answer is not None and answer.status_code >= 500
+            )
             wait = self._retry_wait(call, state, answer, error)
             if wait > 0:
                 self.retry.sleep(wait)
