@@ -7,7 +7,8 @@ written once Pinterest accepted everything it covers.
 Private SDK hooks used, each commented where it is used and held by a test that fails if an
 SDK release changes it (tests/unit/test_sdk_hooks.py): `_validate_config`, and the message
 handlers `_process_record_message` / `_process_state_message` (the SDK's abstract reader
-hooks; every target implements them through `Target`).
+hooks; every target implements them through `Target`); and `_get_about_info` for plain
+`--about` (tests/e2e/test_loader.py's --about test).
 """
 
 from __future__ import annotations
@@ -398,6 +399,17 @@ class TargetPinterestAudiences(Target):
         sys.exit(128 + signum)
 
     # ---- CLI -------------------------------------------------------------------------------
+
+    @classmethod
+    def print_about(cls, output_format: str | None = None) -> None:
+        """Plain `--about` with what each setting means; the other formats are the SDK's."""
+        if (output_format or "text") != "text":
+            super().print_about(output_format)
+            return
+        from target_pinterest_audiences.about import DescribedText
+
+        # Private SDK helper: the information every format of the SDK's --about renders.
+        print(DescribedText().format_about(cls._get_about_info()))
 
     @classmethod
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
