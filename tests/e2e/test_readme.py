@@ -8,6 +8,7 @@ section (its command, flags, default token and ad account, and control endpoints
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -46,6 +47,21 @@ def test_the_first_two_commands_exist() -> None:
     assert "scripts/demo.py" in first and (REPO / "scripts" / "demo.py").is_file()
     assert second.strip() == "scripts/test.sh" and (REPO / "scripts" / "test.sh").is_file()
     assert "scripts/test.sh" in (REPO / ".ci" / "run").read_text()
+
+
+def test_the_demo_succeeds_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    # 20.6: its temporary config (and the target's own directory) are removed at the end.
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "demo.py")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Demo succeeded." in proc.stdout
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("sync_mode", ["explicit", "mirror"])
