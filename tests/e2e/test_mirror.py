@@ -421,8 +421,9 @@ def test_two_runs_at_once_the_second_fails_clearly_or_waits(
 ) -> None:
     ok(mirror.run(audience_messages("audience", "Busy", A[:1])))
     list_id = only_list(emulator)
-    # the first run takes about 11 x 0.35 s: time for the impatient run to start and give up
-    emulator.add_fault("latency", method="PATCH", seconds=0.35, times=None)
+    # the first run takes about 11 x 0.8 s: time for the impatient run to start (a Python
+    # process, the SDK, the access check, the ledger) and give up, on a loaded machine too
+    emulator.add_fault("latency", method="PATCH", seconds=0.8, times=None)
     slow = {"records_per_request": 1, "_calls_in_flight": 1}
 
     def stream(addresses: list[str]) -> list[dict[str, Any]]:
