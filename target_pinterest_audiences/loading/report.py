@@ -33,10 +33,12 @@ class PinterestFigures:
 
 @dataclass(frozen=True)
 class MirrorFigures:
-    """What mirror mode knows of a list: members it should hold, members remove rows left out."""
+    """What mirror mode knows of a list: members it should hold, members remove rows left out,
+    and records uploaded to it from elsewhere (up to that many members it cannot remove)."""
 
     members: int
     left_out: int
+    outside: int = 0
 
 
 def state_entry(
@@ -71,7 +73,9 @@ def state_entry(
     if mirror is not None:
         entry["members"] = mirror.members
         size = entry["audience_size"]
-        entry["match_rate"] = round(size / mirror.members, 4) if size and mirror.members else None
+        # With members from elsewhere in the list, its size is unknown: so is the rate.
+        known = mirror.members and not mirror.outside
+        entry["match_rate"] = round(size / mirror.members, 4) if size and known else None
     if lookalikes is not None:
         entry["lookalikes"] = [
             lookalike_entry(one, figures.lookalikes if figures else {}) for one in lookalikes
@@ -131,10 +135,18 @@ def log_summary(
     """
     changed = ""
     if mirror is not None:
-        changed = (
-            f"; the list should now hold {mirror.members} members ({entry['records_added']} "
-            f"joined, {entry['records_removed']} left, {mirror.left_out} left out by remove rows)"
+        moves = (
+            f"({entry['records_added']} joined, {entry['records_removed']} left, "
+            f"{mirror.left_out} left out by remove rows)"
         )
+        if mirror.outside:
+            changed = (
+                f"; the list should now hold the stream's {mirror.members} members {moves} and "
+                f"up to {mirror.outside} more uploaded from elsewhere, which mirror mode cannot "
+                "remove (see the warning above)"
+            )
+        else:
+            changed = f"; the list should now hold {mirror.members} members {moves}"
     unusable = entry["pinterest_exceptions"]
     if unusable:
         changed += (

@@ -20,6 +20,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 from target_pinterest_audiences.pinterest import PinterestClient, RequestTooLarge
@@ -119,6 +120,7 @@ class Sender:
         calls: Iterator[tuple[Operation, bytes]],
         *,
         before_send: Hook | None = None,
+        on_resend: Hook | None = None,
         on_too_large: Hook | None = None,
         on_accepted: Hook | None = None,
         stream: str,
@@ -127,7 +129,9 @@ class Sender:
         """Send every call; return what Pinterest accepted. The first failure is re-raised.
 
         `before_send` runs in this thread just before a call is handed to a sender thread;
-        `on_too_large` when Pinterest refused a call as too large (its pieces go again).
+        `on_resend` in the sender thread, before a call that may have been applied already
+        (its answer was lost) goes again; `on_too_large` when Pinterest refused a call as too
+        large (its pieces go again).
         """
         sent = Sent()
         waiting: deque[tuple[Operation, bytes]] = deque()  # pieces of split or cut calls
@@ -154,7 +158,10 @@ class Sender:
                             break
                         if before_send is not None:
                             before_send(*call)
-                        future = self.pool.submit(client.update_customer_list, list_id, *call)
+                        resend = partial(on_resend, *call) if on_resend is not None else None
+                        future = self.pool.submit(
+                            client.update_customer_list, list_id, *call, on_resend=resend
+                        )
                         in_flight[future] = call
                     progress.in_flight = len(in_flight)
                     if not in_flight:

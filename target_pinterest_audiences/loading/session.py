@@ -1,14 +1,17 @@
 """What one run talks to: the Pinterest client, its one pacer, the pool its calls run on, the
-index of each ad account it touches and, for mirror streams, the ledger.
+index of each ad account it touches, and the ledger.
 
 A `Session` builds them from the settings, checks the credentials against every ad account
 before any input is read, starts reading each account into its index in the background while
-the input is read, and closes everything at the end, whatever happened.
+the input is read, opens the ledger only when a stream needs it (a mirror run at start, to
+fail early; an explicit run at its first stream that sends; a dry run in explicit mode never),
+and closes everything at the end, whatever happened.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import typing as t
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -76,12 +79,13 @@ def build_client(
 
 class Session:
     """The run's Pinterest client, pacer, call pool, account indexes and (opened on first
-    use) its mirror ledger."""
+    use) its ledger."""
 
     def __init__(self, settings: Settings, logger: logging.Logger) -> None:
         self.settings = settings
         self.logger = logger
         self._ledger: Ledger | None = None
+        self._ledger_lock = threading.Lock()
         tuning = settings.tuning
         self.pacer = Pacer(
             writes_per_minute=settings.max_requests_per_minute,
@@ -171,14 +175,15 @@ class Session:
     # ---- the ledger --------------------------------------------------------------------
 
     def ledger(self) -> Ledger:
-        """The mirror ledger; `LedgerError` when `ledger_url` cannot be used."""
-        if self._ledger is None:
-            from target_pinterest_audiences.ledger import open_ledger  # only mirror runs pay it
+        """The run's ledger; `LedgerError` when `ledger_url` cannot be used."""
+        with self._ledger_lock:  # streams side by side may be first to need it together
+            if self._ledger is None:
+                from target_pinterest_audiences.ledger import open_ledger  # a dry run never pays
 
-            self._ledger = open_ledger(
-                self.settings.ledger_url, base_dir=self.settings.work_dir.parent
-            )
-        return self._ledger
+                self._ledger = open_ledger(
+                    self.settings.ledger_url, base_dir=self.settings.work_dir.parent
+                )
+            return self._ledger
 
     def close(self) -> None:
         try:

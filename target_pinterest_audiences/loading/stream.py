@@ -87,14 +87,18 @@ class StreamSync:
     def strategy(self, plan: StreamPlan, account: str) -> Strategy:
         settings = self.session.settings
         stream_settings = settings.for_stream(plan.stream)
+        wait = settings.tuning.ledger_lock_wait_seconds
+        # Both modes record in the ledger (opened at first use: a dry run never opens it).
         if not stream_settings.mirror:
-            return Explicit()
+            return Explicit(
+                self.session.ledger, account, self.session.logger, lock_wait_seconds=wait
+            )
         return Mirror(
-            self.session.ledger(),
+            self.session.ledger,
             account,
             self.session.logger,
             max_removal_fraction=stream_settings.max_removal_fraction,
-            lock_wait_seconds=settings.tuning.ledger_lock_wait_seconds,
+            lock_wait_seconds=wait,
         )
 
     def sync(self, plan: StreamPlan, previous: t.Mapping[str, t.Any] | None = None) -> Synced:
@@ -158,6 +162,7 @@ class StreamSync:
                     resolved.id,
                     _calls(adds, changes.removes(chunk)),
                     before_send=partial(changes.before_send, resolved.id),
+                    on_resend=partial(changes.resent, resolved.id),
                     on_too_large=partial(changes.too_large, resolved.id),
                     on_accepted=partial(changes.accepted, resolved.id),
                     stream=plan.stream,

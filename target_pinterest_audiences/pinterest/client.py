@@ -11,7 +11,7 @@ import binascii
 import copy
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -163,6 +163,7 @@ class PinterestClient:
         params: dict[str, Any] | None = None,
         body: dict[str, Any] | bytes | None = None,
         subject: Subject | None = None,
+        on_resend: Callable[[], None] | None = None,
     ) -> dict[str, Any]:
         account = f"ad_accounts/{quote(self.ad_account_id, safe='')}"
         return self.transport.request(
@@ -175,6 +176,7 @@ class PinterestClient:
                 subject,
                 account=Account(self.ad_account_id, self.account_setting),
                 stats=self._stats,
+                on_resend=on_resend,
             )
         )
 
@@ -229,9 +231,19 @@ class PinterestClient:
         )
 
     def update_customer_list(
-        self, list_id: str, operation: Operation, digests: bytes
+        self,
+        list_id: str,
+        operation: Operation,
+        digests: bytes,
+        *,
+        on_resend: Callable[[], None] | None = None,
     ) -> dict[str, Any]:
-        """Add (``ADD``) or remove (``REMOVE``) the members of the blob ``digests``."""
+        """Add (``ADD``) or remove (``REMOVE``) the members of the blob ``digests``.
+
+        ``on_resend`` is called before the call goes again after an attempt that may have
+        been applied (no answer came back, or a 5xx): Pinterest may then count its records
+        twice in the list's counters.
+        """
         if operation not in ("ADD", "REMOVE"):
             raise ValueError("operation must be 'ADD' or 'REMOVE'")
         records, count = _records(digests)
@@ -242,6 +254,7 @@ class PinterestClient:
             f"PATCH customer_lists/{list_id} ({operation}, {count} records)",
             body=_records_body({"operation_type": operation}, records),
             subject=Subject("customer list", list_id),
+            on_resend=on_resend,
         )
 
     # ----------------------------------------------------------------- audiences

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -74,6 +74,8 @@ class Call:
     subject: Subject | None = None
     account: Account | None = None
     stats: ClientStats | None = field(default=None, repr=False, compare=False)  # a view's own
+    # Called before the call goes again after an attempt that may have been applied.
+    on_resend: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
     def write(self) -> bool:
@@ -153,7 +155,10 @@ class Transport:
         """Send ``call`` until it succeeds, is refused, or its retry budget runs out."""
         state = RetryState()
         auth = _AuthRound()
+        maybe_applied = False  # the last attempt may have reached Pinterest and been applied
         while True:
+            if maybe_applied and call.on_resend is not None:
+                call.on_resend()
             token = self._acquire(call, state)
             response, error = self._send(call, token)
             if response is not None and 200 <= response.status_code < 300:
@@ -161,11 +166,15 @@ class Transport:
                 return _parse(response, call.description)
             if response is not None and _refreshable_401(response):
                 self._refresh_after_401(call, response, token, auth)
+                maybe_applied = False
                 continue
             auth.just_refreshed = False
             answer = self._retryable_answer(call, response) if response is not None else None
             if answer is None:
                 self._check_outcome_known(call, error)
+            maybe_applied = (answer is None and error is not None and not never_sent(error)) or (
+                answer is not None and answer.status_code >= 500
+            )
             wait = self._retry_wait(call, state, answer, error)
             if wait > 0:
                 self.retry.sleep(wait)
@@ -314,14 +323,7 @@ class Transport:
         if decision.reason == "429" and decision.wait_exceeds_budget and answer is not None:
             return self._quota_exhausted(call, decision, answer)
         failure = describe_failure(error, self.endpoint) if error is not None else None
-        last = answer.status_code if answer else failure
-        logger.error(
-            "Giving up on %s after %d attempt(s), %.1fs waited (last: %s)",
-            call.description,
-            state.attempts,
-            state.waited,
-            last,
-        )
+        # Not logged here: the error says it all, and whoever catches it reports it once.
         return RetryBudgetExhausted(
             call.description,
             attempts=state.attempts,

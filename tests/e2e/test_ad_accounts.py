@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -44,11 +45,22 @@ def test_an_ad_account_the_token_may_not_use_stops_the_run_before_anything_is_se
             cwd=target.workdir,
         )
         try:
-            returncode = proc.wait(timeout=60)  # a target waiting for input never gets here
+            # The refusal is logged while the tap has not written a line: the target did not
+            # wait for input. (It then reads the tap's output to its end, so that the tap is
+            # not cut off mid-write: the tap "ends" here.)
+            deadline = time.monotonic() + 60
+            while "ERROR" not in stderr_file.read_text():
+                assert time.monotonic() < deadline, "the run waited for input"
+                assert proc.poll() is None or "ERROR" in stderr_file.read_text()
+                time.sleep(0.05)
+            assert proc.stdin is not None
+            proc.stdin.close()
+            returncode = proc.wait(timeout=30)
         finally:
             proc.kill()
             assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.close()
+            if not proc.stdin.closed:
+                proc.stdin.close()
             stdout = proc.stdout.read()
             proc.stdout.close()
     text = stderr_file.read_text()

@@ -773,10 +773,10 @@ def test_no_secret_or_raw_identifier_in_any_output_at_debug_level(
     # --about, with the secret configuration given
     config = workdir / "config.json"
     config.write_text(json.dumps(target.config(**_secret_config(emulator))))
-    for fmt in ("json", "markdown"):
+    for fmt in ("json", "markdown", "text"):
         about = subprocess.run(
-            [sys.executable, "-m", "target_pinterest_audiences", "--about", "--format", fmt,
-             "--config", str(config)],
+            [sys.executable, "-m", "target_pinterest_audiences", "--about",
+             *(["--format", fmt] if fmt != "text" else []), "--config", str(config)],
             capture_output=True,
             text=True,
             env={**os.environ, **DEBUG_ENV},
