@@ -352,20 +352,18 @@ class TargetPinterestAudiences(Target):
         from target_pinterest_audiences.loading import run_streams
 
         try:
-            plans, failures = self.inputs.finish()
+            plans, refusals = self.inputs.finish()
             if self._session is None:  # input that never went through the reader
                 self._start_session()
-            previous = (self._tap_state or {}).get(STATE_KEY)
-            outcome = run_streams(
-                t.cast("Session", self._session),
-                plans,
-                previous if isinstance(previous, dict) else None,
-            )
+            session = t.cast("Session", self._session)
+            for refusal in refusals:
+                session.history.add(refusal, failure=refusal.message, refused=True)
+            outcome = run_streams(session, plans)
         finally:
             for sink in self._audience_sinks.values():
                 sink.clean_up()  # emits the SDK's record_count metric
             self._release()
-        failures.extend(outcome.failures)
+        failures = [refusal.message for refusal in refusals] + outcome.failures
         if failures:
             raise TargetError("\n".join(failures))
         if self.settings.dry_run:

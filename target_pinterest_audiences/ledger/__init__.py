@@ -1,4 +1,4 @@
-"""Membership ledger for ``sync_mode=mirror``.
+"""The ledger database: the membership ``sync_mode=mirror`` confirmed, and the run history.
 
 Pinterest cannot tell us who is in a customer list, so in mirror mode the target remembers
 which member digests Pinterest has accepted: only the 32-byte SHA-256 digests, never raw
@@ -11,7 +11,7 @@ identifiers. Members travel as blobs (``k * 32`` bytes, ``k`` digests concatenat
 Modules: ``url`` (what ``ledger_url`` may say), ``base`` (the interface and the SQL both back
 ends share), ``sqlite`` and ``postgres`` (one back end each), ``schema`` (tables, version,
 migration), ``diff`` (a diff's result), ``tokens`` (the refresh token kept in the database),
-``blobs`` and ``errors``.
+``history`` (the run history: one row per stream per run), ``blobs`` and ``errors``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 from target_pinterest_audiences.ledger.base import Ledger
 from target_pinterest_audiences.ledger.diff import MembershipDiff, Partitioned
 from target_pinterest_audiences.ledger.errors import LedgerBusy, LedgerError
+from target_pinterest_audiences.ledger.history import LedgerHistory, RunRecord
 from target_pinterest_audiences.ledger.tokens import LedgerTokenStore, StoredRefreshToken
 from target_pinterest_audiences.ledger.url import parse_ledger_url
 from target_pinterest_audiences.workdir import WORK_DIR_NAME
@@ -29,9 +30,11 @@ __all__ = [
     "Ledger",
     "LedgerBusy",
     "LedgerError",
+    "LedgerHistory",
     "LedgerTokenStore",
     "MembershipDiff",
     "Partitioned",
+    "RunRecord",
     "StoredRefreshToken",
     "open_ledger",
 ]

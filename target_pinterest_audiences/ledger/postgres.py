@@ -26,6 +26,7 @@ from target_pinterest_audiences.ledger.schema import (
     REFRESH_TOKENS,
     UPLOADS,
     Schema,
+    runs_ddl,
 )
 from target_pinterest_audiences.ledger.url import SETTING
 
@@ -39,6 +40,10 @@ SCHEMA = Schema(
     refresh_tokens=f"CREATE TABLE IF NOT EXISTS {REFRESH_TOKENS} (key text PRIMARY KEY, "
     "refresh_token text NOT NULL, expires_at double precision, "
     "issued_at double precision NOT NULL, configured_sha256 text NOT NULL)",
+    runs=runs_ddl(
+        "id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        {"text": "text", "int": "bigint", "real": "double precision"},
+    ),
 )
 
 _KNOWN = (

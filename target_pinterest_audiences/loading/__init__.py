@@ -11,6 +11,7 @@ import typing as t
 from dataclasses import dataclass, field
 
 from target_pinterest_audiences.errors import StreamFailed, StreamRefused, TargetError
+from target_pinterest_audiences.history import call_counts, utc_now
 from target_pinterest_audiences.ledger import LedgerError
 from target_pinterest_audiences.loading.report import log_read
 from target_pinterest_audiences.loading.session import Session
@@ -51,6 +52,7 @@ def start_session(settings: Settings, logger: logging.Logger) -> Session:
         session.client.check_access()
         if settings.may_mirror:
             session.ledger().open()
+        session.history.wait()  # opened while the credentials were checked; before any fork
     except LedgerError as error:
         session.close()
         raise TargetError(str(error)) from None
@@ -60,42 +62,61 @@ def start_session(settings: Settings, logger: logging.Logger) -> Session:
     return session
 
 
-def run_streams(
-    session: Session,
-    plans: t.Sequence[StreamPlan],
-    previous: t.Mapping[str, t.Any] | None = None,
-) -> RunOutcome:
+def run_streams(session: Session, plans: t.Sequence[StreamPlan]) -> RunOutcome:
     """Sync every plan (dry-run them with `dry_run`); one stream's failure spares the others,
     but not an exhausted quota or a token without the scopes: those stop the whole run.
 
-    `previous`: the STATE entries of the last run by stream, when the tap handed them back.
+    Each stream's outcome goes to the run history, which also says which list the stream
+    loaded last (whatever STATE the tap handed back).
     """
     outcome = RunOutcome()
-    settings, logger = session.settings, session.logger
+    settings, logger, history = session.settings, session.logger, session.history
     syncer = StreamSync(session)
     stopped: PinterestError | None = None
     for plan in plans:
-        if stopped is not None:
-            why = stopped.headline if isinstance(stopped, QuotaExhausted) else str(stopped)
-            outcome.failures.append(f"Stream '{plan.stream}' was not synced: {why.rstrip('.')}.")
-            continue
-        log_read(logger, plan)
+        started, counted = utc_now(), session.client.stats.snapshot()
+        entry: dict[str, t.Any] | None = None
+        failure: str | None = None
+        refused = False
         try:
-            if settings.dry_run:
+            if stopped is not None:
+                why = stopped.headline if isinstance(stopped, QuotaExhausted) else str(stopped)
+                failure = f"Stream '{plan.stream}' was not synced: {why.rstrip('.')}."
+            elif settings.dry_run:
+                log_read(logger, plan)
                 syncer.dry_run(plan)
             else:
-                before = (previous or {}).get(plan.stream)
-                outcome.entries[plan.stream] = syncer.sync(
-                    plan, before if isinstance(before, dict) else None
-                )
-        except (StreamRefused, StreamFailed) as refused:
-            outcome.failures.append(str(refused))
+                log_read(logger, plan)
+                entry = syncer.sync(plan, history.previous(plan.stream))
+                outcome.entries[plan.stream] = entry
+        except (StreamRefused, StreamFailed) as error:
+            failure, refused = str(error), isinstance(error, StreamRefused)
         except (QuotaExhausted, PinterestScopeError) as wall:
             # Every later call would hit the same wall: stop here, say why once per stream.
-            outcome.failures.append(f"Stream '{plan.stream}' failed: {wall}")
+            failure = f"Stream '{plan.stream}' failed: {wall}"
             stopped = wall
         except (PinterestError, LedgerError) as error:
             # Another run holds the list, Pinterest refused or stayed down: this stream fails
             # with the message; the others still sync.
-            outcome.failures.append(f"Stream '{plan.stream}' failed: {error}")
+            failure = f"Stream '{plan.stream}' failed: {error}"
+        except BaseException as error:  # the run stops (a signal, a bug): the history says so
+            failure = f"Stream '{plan.stream}' failed: {_stopped(error)}"
+            raise
+        finally:
+            history.add(
+                plan,
+                started_at=started,
+                entry=entry,
+                failure=failure,
+                refused=refused,
+                **call_counts(counted, session.client.stats.snapshot()),
+            )
+        if failure is not None:
+            outcome.failures.append(failure)
     return outcome
+
+
+def _stopped(error: BaseException) -> str:
+    if isinstance(error, SystemExit | KeyboardInterrupt):
+        return "the run was stopped before the stream finished."
+    return str(error) if isinstance(error, TargetError) else f"{type(error).__name__}: {error}"

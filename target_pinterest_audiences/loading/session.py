@@ -1,7 +1,7 @@
-"""What one run talks to: the Pinterest client and, for mirror streams, the ledger.
+"""What one run talks to: the Pinterest client, the ledger for mirror streams, the run history.
 
-A `Session` builds both from the settings, opens the ledger only when a stream needs it, and
-closes both at the end, whatever happened.
+A `Session` builds them from the settings, opens the mirror ledger only when a stream needs it,
+and closes them all at the end, whatever happened.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import logging
 import typing as t
 
 from target_pinterest_audiences.errors import ConfigError
+from target_pinterest_audiences.history import RunHistory
 from target_pinterest_audiences.pinterest import (
     PinterestClient,
     RetryPolicy,
@@ -59,7 +60,7 @@ def build_client(settings: Settings, ledger: Ledger | None = None) -> PinterestC
 
 
 class Session:
-    """The run's Pinterest client and (opened on first use) its mirror ledger."""
+    """The run's Pinterest client, (opened on first use) its mirror ledger, and its history."""
 
     def __init__(self, settings: Settings, logger: logging.Logger) -> None:
         self.settings = settings
@@ -67,6 +68,7 @@ class Session:
         self._ledger: Ledger | None = None
         shared = self.ledger() if settings.ledger_url and settings.can_refresh else None
         self.client = build_client(settings, shared)
+        self.history = RunHistory(settings, logger)  # opens off the main thread (not dry runs)
 
     @property
     def account(self) -> str:
@@ -84,6 +86,7 @@ class Session:
 
     def close(self) -> None:
         try:
+            self.history.close()
             self.client.close()
         finally:
             if self._ledger is not None:

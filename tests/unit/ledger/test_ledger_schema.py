@@ -1,5 +1,5 @@
 """The ledger's schema version 2: per-list upload counts (issue 11.2), and the migration of a
-version-1 ledger in place, on SQLite and on PostgreSQL."""
+version-1 ledger in place, on SQLite and on PostgreSQL (through every later step too)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from target_pinterest_audiences.ledger import Ledger, LedgerError, open_ledger
+from target_pinterest_audiences.ledger.schema import SCHEMA_VERSION
 from tests.ledger_support import ACCOUNT, adds_of, blob, fresh_database, hs, new_list, sync
 from tests.pg import postgres_url  # noqa: F401  (session fixture)
 
@@ -136,7 +137,7 @@ def test_a_version_1_ledger_is_migrated_in_place(fresh_url: str, tmp_path: Path)
         led.confirm_added(ACCOUNT, new, blob(range(4)))
         led.note_uploaded(ACCOUNT, new, 4)
         assert led.uploaded(ACCOUNT, new) == 4
-    assert schema_version(fresh_url) == "2"
+    assert schema_version(fresh_url) == SCHEMA_VERSION
     with open_ledger(fresh_url, base_dir=tmp_path) as led:  # a second opening migrates nothing
         assert led.uploaded(ACCOUNT, old) is None
         assert led.uploaded(ACCOUNT, new) == 4
@@ -166,23 +167,25 @@ def test_two_runs_opening_a_version_1_ledger_at_once_migrate_it_once(
     for led in ledgers:
         led.close()
     assert results == [None, None]
-    assert schema_version(fresh_url) == "2"
+    assert schema_version(fresh_url) == SCHEMA_VERSION
 
 
 def test_a_ledger_of_an_unknown_version_is_refused_untouched(
     fresh_url: str, tmp_path: Path
 ) -> None:
     lst = new_list()
-    build_v1(fresh_url, {(ACCOUNT, lst): hs(range(5))}, version="3")
+    newer = str(int(SCHEMA_VERSION) + 1)  # written by a newer release
+    build_v1(fresh_url, {(ACCOUNT, lst): hs(range(5))}, version=newer)
     led = open_ledger(fresh_url, base_dir=tmp_path)
     with pytest.raises(LedgerError) as err:
         led.count(ACCOUNT, lst)
     led.close()
-    assert "ledger_url" in str(err.value) and "schema version 3" in str(err.value)
-    assert "needs 2" in str(err.value)
-    assert schema_version(fresh_url) == "3"
+    assert "ledger_url" in str(err.value) and f"schema version {newer}" in str(err.value)
+    assert f"needs {SCHEMA_VERSION}" in str(err.value)
+    assert schema_version(fresh_url) == newer
     engine = sa.create_engine(fresh_url)
     try:
-        assert "tpa_ledger_uploads" not in sa.inspect(engine).get_table_names()
+        tables = sa.inspect(engine).get_table_names()
+        assert "tpa_ledger_uploads" not in tables and "tpa_ledger_runs" not in tables
     finally:
         engine.dispose()
