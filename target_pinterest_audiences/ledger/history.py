@@ -7,7 +7,8 @@ secret: ids are Pinterest's, counts are counts, messages are the target's own (w
 quote a value of a row) and pass through `history.record.clean_message` before they get here.
 
 `LedgerHistory` reads and writes the table; the ledger's `history()` hands one out. Rows come
-back in the order they were written (`id`), oldest first.
+back in the order they were written (`id`), oldest first. `read_history` reads it for the
+report without creating, migrating or writing anything.
 """
 
 from __future__ import annotations
@@ -15,15 +16,21 @@ from __future__ import annotations
 import json
 import typing as t
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 import sqlalchemy as sa
 
-from target_pinterest_audiences.ledger.schema import RUN_COLUMNS, RUNS
+from target_pinterest_audiences.ledger.errors import LedgerError
+from target_pinterest_audiences.ledger.schema import META, RUN_COLUMNS, RUNS, SCHEMA_VERSION
+from target_pinterest_audiences.ledger.url import SETTING, describe_url, parse_ledger_url
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
+    from sqlalchemy.engine import Connection
+
     from target_pinterest_audiences.ledger.base import Ledger
+
 
 OUTCOMES = ("synced", "failed", "refused")
 # The STATE entry's keys, in the order the target writes them; `members` and `match_rate` are
@@ -133,20 +140,81 @@ class LedgerHistory:
 
     def runs(self, streams: Iterable[str] | None = None) -> list[RunRecord]:
         """Every run (of these streams), oldest first."""
-        wanted = sorted(set(streams)) if streams is not None else None
-        if wanted is None:
-            return self._select("ORDER BY id", {})
-        if not wanted:
-            return []
-        names = {f"s{n}": name for n, name in enumerate(wanted)}
-        clause = ", ".join(f":{key}" for key in names)
-        return self._select(f"WHERE stream IN ({clause}) ORDER BY id", names)
+        led = self._ledger
+        with led._translated("reading the run history", members=False), led._read() as conn:
+            return _runs(conn, streams)
 
     def _select(self, tail: str, params: dict[str, t.Any]) -> list[RunRecord]:
         led = self._ledger
         with led._translated("reading the run history", members=False), led._read() as conn:
-            rows = conn.execute(sa.text(f"{_SELECT} {tail}"), params).mappings().all()
-        return [_record(dict(row)) for row in rows]
+            return _select(conn, tail, params)
+
+
+def read_history(
+    url: str | None, *, base_dir: Path, streams: Iterable[str] | None = None
+) -> list[RunRecord]:
+    """The runs (of these streams) in the ledger at ``url`` (``ledger_url``; None: the default
+    SQLite file under ``base_dir``), oldest first, read without writing anything: a ledger that
+    does not exist yet, or was written by a release before the history, has none."""
+    parsed = parse_ledger_url(url, base_dir)
+    where = describe_url(parsed)
+    postgres = parsed.get_backend_name() == "postgresql"
+    if not postgres and not Path(str(parsed.database)).exists():
+        return []
+    if postgres:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise LedgerError(
+                f"{SETTING} {where!r}: PostgreSQL needs psycopg 3: "
+                "pip install 'target-pinterest-audiences[postgres]'"
+            ) from None
+    connect_args = (
+        {"connect_timeout": 10} if postgres and "connect_timeout" not in parsed.query else {}
+    )
+    engine = sa.create_engine(parsed, connect_args=connect_args)
+    try:
+        with engine.connect() as conn:
+            tables = set(sa.inspect(conn).get_table_names())
+            if META not in tables:
+                return []
+            version = conn.execute(
+                sa.text(f"SELECT value FROM {META} WHERE key = 'schema_version'")  # noqa: S608
+            ).scalar()
+            if version is None or not str(version).isdigit() or RUNS not in tables:
+                return []
+            if int(version) > int(SCHEMA_VERSION):
+                raise LedgerError(
+                    f"{SETTING} {where!r}: the ledger has schema version {version}, written by a "
+                    f"newer release; this one reads version {SCHEMA_VERSION}: upgrade "
+                    "target-pinterest-audiences"
+                )
+            return _runs(conn, streams)
+    except sa.exc.SQLAlchemyError as error:
+        orig = getattr(error, "orig", None) or error
+        detail = " ".join(str(orig).split()) or type(orig).__name__
+        password = parsed.password
+        if password:
+            detail = detail.replace(str(password), "***")
+        raise LedgerError(f"{SETTING} {where!r}: cannot read the run history: {detail}") from None
+    finally:
+        engine.dispose()
+
+
+def _runs(conn: Connection, streams: Iterable[str] | None) -> list[RunRecord]:
+    wanted = sorted(set(streams)) if streams is not None else None
+    if wanted is None:
+        return _select(conn, "ORDER BY id", {})
+    if not wanted:
+        return []
+    names = {f"s{n}": name for n, name in enumerate(wanted)}
+    clause = ", ".join(f":{key}" for key in names)
+    return _select(conn, f"WHERE stream IN ({clause}) ORDER BY id", names)
+
+
+def _select(conn: Connection, tail: str, params: dict[str, t.Any]) -> list[RunRecord]:
+    rows = conn.execute(sa.text(f"{_SELECT} {tail}"), params).mappings().all()
+    return [_record(dict(row)) for row in rows]
 
 
 def _record(row: dict[str, t.Any]) -> RunRecord:
