@@ -66,7 +66,9 @@ class Page:
             for c in self.console
             if c.get("type") in ("error", "assert")
         ]
-        found += [json.dumps(e.get("exceptionDetails", e))[:500] for e in self.exceptions]
+        for thrown in self.exceptions:
+            details = thrown.get("exceptionDetails", {})
+            found.append(details.get("exception", {}).get("description") or json.dumps(details))
         found += [
             f"{e['entry'].get('source')}: {e['entry'].get('text')} {e['entry'].get('url', '')}"
             for e in self.log
@@ -171,12 +173,13 @@ class Browser:
             raise RuntimeError(f"in the page: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def screenshot(self, path: Path, *, width: int = 1280) -> Path:
-        """The whole page as a PNG."""
-        height = int(self.evaluate("document.documentElement.scrollHeight"))
+    def screenshot(self, path: Path, *, width: int = 1280, height: int | None = None) -> Path:
+        """The top `height` pixels of the page as a PNG (the whole page without `height`)."""
+        if height is None:
+            height = int(self.evaluate("document.documentElement.scrollHeight"))
         self.send("Emulation.setDeviceMetricsOverride", width=width, height=height,
                   deviceScaleFactor=1, mobile=False)  # fmt: skip
-        shot = self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+        shot = self.send("Page.captureScreenshot", format="png")
         path.write_bytes(base64.b64decode(shot["data"]))
         return path
 

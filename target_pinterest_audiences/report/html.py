@@ -92,24 +92,29 @@ def _config(points: int, *colors: str, **more: t.Any) -> dict[str, t.Any]:
         "show_dots": points <= DOTS_UP_TO,
         "dots_size": 3,
         "margin": 16,
+        "margin_right": 56,  # room for the last label of a time axis
         "no_data_text": "no figures yet",
         "show_x_guides": False,
         **more,
     }
 
 
-def _time_axis(points: list[dt.datetime]) -> dict[str, t.Any]:
-    """At most `TIME_LABELS` labels, evenly spread, in the unit the span calls for."""
-    first, last = min(points), max(points)
-    span = last - first
+def _time_format(points: list[dt.datetime]) -> str:
+    """The unit a span of time calls for: days, minutes or seconds."""
+    span = max(points) - min(points)
     if span >= dt.timedelta(days=2):
-        form = "%Y-%m-%d"
-    elif span >= dt.timedelta(hours=1):
-        form = "%m-%d %H:%M"
-    else:
-        form = "%H:%M:%S"
+        return "%Y-%m-%d"
+    if span >= dt.timedelta(hours=1):
+        return "%m-%d %H:%M"
+    return "%H:%M:%S"
+
+
+def _time_axis(points: list[dt.datetime]) -> dict[str, t.Any]:
+    """At most `TIME_LABELS` labels on a time axis, evenly spread."""
+    first, last = min(points), max(points)
+    form = _time_format(points)
     steps = min(TIME_LABELS - 1, len(set(points)) - 1)
-    labels = [first + span * i / steps for i in range(steps + 1)] if steps > 0 else [first]
+    labels = [first + (last - first) * i / steps for i in range(steps + 1)] if steps else [first]
     return {"x_labels": labels, "x_value_formatter": lambda d: d.strftime(form)}
 
 
@@ -141,7 +146,7 @@ def _sizes_chart(stream: StreamRuns) -> Chart:
             failed.append((at, level))
     chart.add("audience size", size)
     chart.add("members", members)
-    chart.add("run not synced", failed, stroke=False, dots_size=6, show_dots=True)
+    chart.add("run not synced", failed, stroke=False, dots_size=4, show_dots=True)
     note = "Audience size: the users Pinterest matched."
     if not members:
         note += " Members (how many the list should hold) are known in mirror mode only."
@@ -180,8 +185,9 @@ def _changes_chart(stream: StreamRuns) -> Chart:
         show_minor_x_labels=len(runs) <= 20,
         x_labels_major_every=max(1, len(runs) // 10),
     )
+    form = _time_format([moment(r.finished_at) for r in runs])
     chart.x_labels = [
-        shown_time(r.finished_at) + ("" if r.outcome == "synced" else f" ({r.outcome})")
+        moment(r.finished_at).strftime(form) + ("" if r.outcome == "synced" else f" {r.outcome}")
         for r in runs
     ]
     chart.add("added", [r.records_added for r in runs])
