@@ -16,6 +16,19 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
   fi
 fi
 
+# Headless Chromium (Debian's package): the HTML report is looked at in a real browser
+# (tests/e2e/test_report_browser.py). Its own block: PostgreSQL above may come another way.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq chromium >/dev/null
+  else
+    echo "note: no chromium; install Debian's 'chromium' package for the report's browser" \
+         "test (skipped, or failing under CI=true)" >&2
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
