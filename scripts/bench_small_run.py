@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -47,8 +48,15 @@ def _input(rows: int) -> bytes:
     return "".join(json.dumps(m) + "\n" for m in lines).encode()
 
 
-def _one_run(source: Path, workdir: Path, config: Path, data: bytes) -> float:
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _one_run(source: Path, workdir: Path, config: Path, data: bytes) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of one run of the target."""
     env = {**os.environ, "PYTHONPATH": str(source)}
+    cpu = _cpu()
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "target_pinterest_audiences", "--config", str(config)],
@@ -61,12 +69,15 @@ def _one_run(source: Path, workdir: Path, config: Path, data: bytes) -> float:
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"run failed ({source}):\n{proc.stderr.decode()[-3000:]}")
-    return seconds
+    return seconds, _cpu() - cpu
 
 
-def _figures(values: list[float]) -> str:
-    q = statistics.quantiles(values, n=4)
-    return f"median {statistics.median(values):.3f}s (quartiles {q[0]:.3f} to {q[2]:.3f}s)"
+def _figures(values: list[tuple[float, float]]) -> str:
+    def one(xs: list[float]) -> str:
+        q = statistics.quantiles(xs, n=4)
+        return f"{statistics.median(xs):.3f}s ({q[0]:.3f} to {q[2]:.3f})"
+
+    return f"wall {one([v[0] for v in values])}, CPU {one([v[1] for v in values])}"
 
 
 def main() -> None:
@@ -74,15 +85,18 @@ def main() -> None:
     parser.add_argument("--source", action="append", type=Path, help="source tree (repeatable)")
     parser.add_argument("--runs", type=int, default=20, help="runs per source and situation")
     parser.add_argument("--rows", type=int, default=100)
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds the emulator adds to every call"
+    )
     args = parser.parse_args()
     sources = [s.resolve() for s in (args.source or [REPO])]
     data = _input(args.rows)
     root = Path(tempfile.mkdtemp(prefix="tpa-small-run-"))
-    times: dict[tuple[Path, str], list[float]] = {}
+    times: dict[tuple[Path, str], list[tuple[float, float]]] = {}
     try:
         with PinterestEmulator(
             matching_delay=0, min_matched_users=0, access_tokens={TOKEN}, ads_write_per_minute=0,
-            ads_read_per_minute=0,
+            ads_read_per_minute=0, latency=args.latency,
         ) as emulator:  # fmt: skip
             config = root / "config.json"
             config.write_text(json.dumps(
@@ -102,9 +116,13 @@ def main() -> None:
                     times.setdefault((source, "later run"), []).append(seconds)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(f"{args.runs} runs each, {args.rows} rows, explicit mode, emulator in this process")
+    print(
+        f"{args.runs} runs each, {args.rows} rows, explicit mode, emulator in this process "
+        f"({args.latency:g} s added to every call)"
+    )
     for (source, situation), values in times.items():
         print(f"  {source}  {situation:<25} {_figures(values)}")
+    print("  (medians, quartiles in brackets)")
 
 
 if __name__ == "__main__":

@@ -18,8 +18,6 @@ import typing as t
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from target_pinterest_audiences.ledger.errors import LedgerError
 from target_pinterest_audiences.ledger.schema import META, RUN_COLUMNS, RUNS, SCHEMA_VERSION
 from target_pinterest_audiences.ledger.url import SETTING, describe_url, parse_ledger_url
@@ -125,6 +123,8 @@ class LedgerHistory:
         values.pop("id")
         for name in _JSON_COLUMNS:
             values[name] = json.dumps(dict(values[name]), sort_keys=True)
+        import sqlalchemy as sa
+
         led = self._ledger
         with led._translated("writing the run history", members=False), led._write() as conn:
             conn.execute(sa.text(_INSERT), values)
@@ -156,6 +156,8 @@ def read_history(
     """The runs (of these streams) in the ledger at ``url`` (``ledger_url``; None: the default
     SQLite file under ``base_dir``), oldest first, read without writing anything: a ledger that
     does not exist yet, or was written by a release before the history, has none."""
+    import sqlalchemy as sa
+
     parsed = parse_ledger_url(url, base_dir)
     where = describe_url(parsed)
     postgres = parsed.get_backend_name() == "postgresql"
@@ -213,6 +215,8 @@ def _runs(conn: Connection, streams: Iterable[str] | None) -> list[RunRecord]:
 
 
 def _select(conn: Connection, tail: str, params: dict[str, t.Any]) -> list[RunRecord]:
+    import sqlalchemy as sa
+
     rows = conn.execute(sa.text(f"{_SELECT} {tail}"), params).mappings().all()
     return [_record(dict(row)) for row in rows]
 

@@ -13,14 +13,15 @@ token per app. Version 3 adds the run history: one row per stream per run (``his
 from __future__ import annotations
 
 import logging
+import typing as t
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
 from target_pinterest_audiences.ledger.errors import LedgerError
 from target_pinterest_audiences.ledger.url import SETTING
+
+if t.TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,8 @@ def ensure_schema(conn: Connection, schema: Schema, where: str) -> None:
 
     ``where`` is the database's URL without password, for messages.
     """
+    import sqlalchemy as sa
+
     conn.exec_driver_sql(schema.meta)
     version = conn.execute(
         sa.text(f"SELECT value FROM {META} WHERE key = 'schema_version'")  # noqa: S608
