@@ -123,6 +123,16 @@ def main() -> None:
     for (source, situation), values in times.items():
         print(f"  {source}  {situation:<25} {_figures(values)}")
     print("  (medians, quartiles in brackets)")
+    if len(sources) > 1:
+        first = sources[0]
+        for source in sources[1:]:
+            for situation in ("first run in a directory", "later run"):
+                pairs = zip(times[(first, situation)], times[(source, situation)], strict=True)
+                wall = [b[0] - a[0] for a, b in pairs]
+                print(
+                    f"  {source.name} - {first.name}, {situation}: median of the paired "
+                    f"differences {statistics.median(wall) * 1000:+.0f} ms wall"
+                )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,11 @@ class StreamRuns:
         return self.runs[-1]
 
     @property
+    def last_synced(self) -> RunRecord | None:
+        """The latest run that synced."""
+        return next((run for run in reversed(self.runs) if run.outcome == "synced"), None)
+
+    @property
     def failures(self) -> int:
         return sum(run.outcome != "synced" for run in self.runs)
 

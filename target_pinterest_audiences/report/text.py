@@ -11,7 +11,7 @@ if t.TYPE_CHECKING:
 
 COLUMNS = (
     "stream", "last run (UTC)", "mode", "outcome", "list", "added", "removed", "invalid",
-    "audience", "members", "match", "runs",
+    "audience", "members", "match", "runs", "last synced (UTC)",
 )  # fmt: skip
 NUMERIC = {"added", "removed", "invalid", "audience", "members", "match", "runs"}
 
@@ -26,6 +26,7 @@ def _cells(stream: StreamRuns) -> list[str]:
             else (run.audience_status)
         )
     runs = f"{len(stream.runs)}" + (f" ({stream.failures} not synced)" if stream.failures else "")
+    synced = stream.last_synced
     return [
         stream.name,
         shown_time(run.finished_at),
@@ -39,6 +40,9 @@ def _cells(stream: StreamRuns) -> list[str]:
         shown(run.members),
         shown(run.match_rate, percent=True),
         runs,
+        "-"
+        if synced is None
+        else ("this run" if synced is run else shown_time(synced.finished_at)),
     ]
 
 
