@@ -2,10 +2,11 @@
 last run of a stream, written once per stream.
 
 Opening the database (importing SQLAlchemy, creating or migrating the file) costs a small run
-a good part of its time, so a thread does it while the credentials are checked and the input
-is read; the first read or write waits for it. The history is a record, not part of the sync:
-a database that cannot be opened or written costs a warning (once), never a stream. A dry run
-records nothing and opens nothing.
+a good part of its start, so a thread does it while the first API call checks the credentials.
+It opens the run's one `Ledger` (the mirror streams' too: the ledger serialises its opening, so
+two openers in one process never race for the file). The history is a record, not part of the
+sync: a database that cannot be opened or written costs a warning (once), never a stream. A dry
+run records nothing and opens nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import datetime as dt
 import logging
 import threading
 import typing as t
+from collections.abc import Callable
 
 from target_pinterest_audiences.history.record import StreamRead, run_record
 
@@ -34,10 +36,14 @@ def utc_now() -> dt.datetime:
 class RunHistory:
     """One run's view of the history: `previous(stream)` and `add(...)`, per stream."""
 
-    def __init__(self, settings: Settings, logger: logging.Logger) -> None:
+    def __init__(
+        self, settings: Settings, logger: logging.Logger, ledger: Callable[[], Ledger]
+    ) -> None:
+        """`ledger`: the run's ledger (made on first call; its owner closes it)."""
         self._settings = settings
         self._logger = logger
         self.started_at = utc_now()
+        self._make_ledger = ledger
         self._ledger: Ledger | None = None
         self._table: LedgerHistory | None = None
         self._problem: str | None = None
@@ -52,13 +58,10 @@ class RunHistory:
         return self._thread is not None
 
     def _open(self) -> None:
+        from target_pinterest_audiences.ledger import LedgerError
+
         try:
-            from target_pinterest_audiences.ledger import LedgerError, open_ledger
-        except Exception as error:  # pragma: no cover - an install without SQLAlchemy
-            self._problem = f"it cannot be opened ({error})"
-            return
-        try:
-            ledger = open_ledger(self._settings.ledger_url, base_dir=self._settings.work_dir.parent)
+            ledger = self._make_ledger()
             self._ledger = ledger
             ledger.open()
             self._table = ledger.history()
@@ -163,9 +166,7 @@ class RunHistory:
         return self._ledger.secrets if self._ledger is not None else ()
 
     def close(self) -> None:
+        """Wait for the opening thread (the ledger itself is closed by its owner)."""
         if self._thread is not None:
             self._thread.join(OPEN_WAIT_SECONDS)
-        if self._ledger is not None:
-            self._ledger.close()
-            self._ledger = None
         self._table = None

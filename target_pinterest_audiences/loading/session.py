@@ -7,6 +7,7 @@ and closes them all at the end, whatever happened.
 from __future__ import annotations
 
 import logging
+import threading
 import typing as t
 
 from target_pinterest_audiences.errors import ConfigError
@@ -66,23 +67,26 @@ class Session:
         self.settings = settings
         self.logger = logger
         self._ledger: Ledger | None = None
+        self._ledger_lock = threading.Lock()  # the history's thread makes it too
         shared = self.ledger() if settings.ledger_url and settings.can_refresh else None
         self.client = build_client(settings, shared)
-        self.history = RunHistory(settings, logger)  # opens off the main thread (not dry runs)
+        # Opens the ledger off the main thread (not in a dry run).
+        self.history = RunHistory(settings, logger, self.ledger)
 
     @property
     def account(self) -> str:
         return self.settings.ad_account_id
 
     def ledger(self) -> Ledger:
-        """The mirror ledger; `LedgerError` when `ledger_url` cannot be used."""
-        if self._ledger is None:
-            from target_pinterest_audiences.ledger import open_ledger  # only mirror runs pay it
+        """The run's ledger; `LedgerError` when `ledger_url` cannot be used."""
+        with self._ledger_lock:
+            if self._ledger is None:
+                from target_pinterest_audiences.ledger import open_ledger
 
-            self._ledger = open_ledger(
-                self.settings.ledger_url, base_dir=self.settings.work_dir.parent
-            )
-        return self._ledger
+                self._ledger = open_ledger(
+                    self.settings.ledger_url, base_dir=self.settings.work_dir.parent
+                )
+            return self._ledger
 
     def close(self) -> None:
         try:
