@@ -159,7 +159,7 @@ def test_a_thousand_runs_give_a_readable_page(tmp_path: Path) -> None:
     assert any("write quota is used up" in t for t in page.text)
     assert "The latest 60 of 1000 runs." in page.text
     (line,) = [line for line in report(tmp_path).stdout.splitlines() if "holiday" in line]
-    assert line.endswith("1000 (58 not synced)")
+    assert line.endswith(" 1000 (58 not synced)  this run"), line
     data = report_json(tmp_path)
     assert len(data["streams"]["holiday_shoppers"]["runs"]) == 1000
 
