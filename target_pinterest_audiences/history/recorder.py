@@ -86,10 +86,18 @@ class RunHistory:
             self._warn(self._problem or "it could not be opened")
         return self._table
 
-    def _warn(self, problem: str) -> None:
+    def _warn(self, problem: str, *, opened: bool = False) -> None:
+        """Once per run. `opened`: the history was open, then a read or a write failed."""
         if self._warned:
             return
         self._warned = True
+        if opened:
+            self._logger.warning(
+                "The run history could not be read or written: %s. The streams still sync; "
+                "pinterest-audiences-report may miss some of this run's.",
+                problem.rstrip("."),
+            )
+            return
         self._logger.warning(
             "The run history cannot be kept: %s. This run's streams sync, but are not recorded "
             "(pinterest-audiences-report will not show them), and a stream that now loads "
@@ -111,7 +119,7 @@ class RunHistory:
         try:
             last = table.last(self._settings.ad_account_id, stream, with_list=True)
         except LedgerError as error:
-            self._warn(str(error))
+            self._warn(str(error), opened=True)
             return None
         if last is None:
             return None
@@ -160,7 +168,7 @@ class RunHistory:
         try:
             table.add(record)
         except LedgerError as error:
-            self._warn(str(error))
+            self._warn(str(error), opened=True)
 
     def _ledger_secrets(self) -> tuple[str, ...]:
         return self._ledger.secrets if self._ledger is not None else ()
