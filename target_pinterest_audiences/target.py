@@ -213,8 +213,9 @@ class TargetPinterestAudiences(Target):
             title="Ledger URL",
             description=(
                 "SQLAlchemy URL where the members Pinterest accepted are kept, in both sync "
-                "modes (mirror mode diffs against them): SQLite or PostgreSQL. Default: a SQLite "
-                "file in .target-pinterest-audiences/ under the working directory."
+                "modes (mirror mode diffs against them), and every run's history (the report "
+                "command reads it): SQLite or PostgreSQL. Default: a SQLite file in "
+                ".target-pinterest-audiences/ under the working directory."
             ),
         ),
         th.Property(
@@ -386,20 +387,25 @@ class TargetPinterestAudiences(Target):
         from target_pinterest_audiences.loading import run_streams
 
         try:
-            plans, failures = self.inputs.finish()
+            if self._session is not None:
+                # The accounts are read while the members are deduplicated: threads start only
+                # now, since the reader's worker processes are forked from a single thread.
+                self._session.start_reading_accounts()
+            plans, refusals = self.inputs.finish()
             if self._session is None:  # input that never went through the reader
                 self._start_session()
-            previous = (self._tap_state or {}).get(STATE_KEY)
-            outcome = run_streams(
-                t.cast("Session", self._session),
-                plans,
-                previous if isinstance(previous, dict) else None,
-            )
+            session = t.cast("Session", self._session)
+            for refusal in refusals:
+                account = session.account_of(refusal.stream)[0]
+                session.history.add(
+                    refusal, ad_account_id=account, failure=refusal.message, refused=True
+                )
+            outcome = run_streams(session, plans)
         finally:
             for sink in self._audience_sinks.values():
                 sink.clean_up()  # emits the SDK's record_count metric
             self._release()
-        failures.extend(outcome.failures)
+        failures = [refusal.message for refusal in refusals] + outcome.failures
         if failures:
             raise TargetError("\n".join(failures))
         if self.settings.dry_run:

@@ -35,6 +35,18 @@ class StreamPlan:
         return sum(self.invalid_by_reason.values())
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A stream refused before anything was sent for it: why, and what was read of it."""
+
+    stream: str
+    message: str
+    segment_name: str | None
+    rows: int
+    invalid_by_reason: t.Mapping[str, int]
+    list_type: str | None = None
+
+
 def refusal(stream: str, collector: RowCollector, *, fail_on_invalid: bool) -> str | None:
     """Why the stream must send nothing, or None when it may be synced."""
     named = collector.lists_named

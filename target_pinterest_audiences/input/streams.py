@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from target_pinterest_audiences.errors import InputError, StreamRefused
 from target_pinterest_audiences.input.identifiers import infer_list_type
 from target_pinterest_audiences.input.members import MemberStore
-from target_pinterest_audiences.input.plan import StreamPlan, refusal
+from target_pinterest_audiences.input.plan import Refusal, StreamPlan, refusal
 from target_pinterest_audiences.input.rows import AudienceRecord, RowCollector
 from target_pinterest_audiences.input.workers import WorkerPool, worker_count
 from target_pinterest_audiences.progress import ReadProgress
@@ -85,6 +85,17 @@ class StreamInput:
             rows=collector.rows,
             invalid_by_reason=dict(collector.invalid),
             rejected_identifiers=dict(collector.rejected),
+        )
+
+    def refused(self, message: str) -> Refusal:
+        """The stream, refused with `message`: what the run history keeps of it."""
+        named = self.collector.lists_named
+        return Refusal(
+            stream=self.name,
+            message=message,
+            segment_name=named[0].name if named else None,
+            rows=self.rows,
+            invalid_by_reason=dict(self.collector.invalid),
         )
 
     def close(self) -> None:
@@ -177,12 +188,12 @@ class InputStreams:
 
     # ---- end of input ------------------------------------------------------------------------
 
-    def finish(self) -> tuple[list[StreamPlan], list[str]]:
+    def finish(self) -> tuple[list[StreamPlan], list[Refusal]]:
         """Each stream checked whole: the plans of the streams to sync, and the refusals."""
         self.report_rows()
         self._warn_of_streams_never_seen()
         plans: list[StreamPlan] = []
-        refusals: list[str] = []
+        refusals: list[Refusal] = []
         try:
             for stream in self:
                 if stream.name in self._left_out and stream.rows == 0:
@@ -197,7 +208,7 @@ class InputStreams:
                         )
                     )
                 except StreamRefused as refused:
-                    refusals.append(str(refused))
+                    refusals.append(stream.refused(str(refused)))
         finally:
             self.pool.close()
         return plans, refusals
@@ -212,14 +223,16 @@ class InputStreams:
                     name,
                 )
 
-    def _empty(self, stream: StreamInput, refusals: list[str]) -> None:
+    def _empty(self, stream: StreamInput, refusals: list[Refusal]) -> None:
         # A SCHEMA without rows (an incremental tap with nothing new, say).
         if stream.settings.mirror:
             refusals.append(
-                f"Stream '{stream.name}' was refused and nothing was sent for it: it has no "
-                "rows, and in mirror mode an empty stream would empty its customer list. Check "
-                "the upstream query; to empty a list on purpose, send its members with "
-                "sync_mode=explicit and action=remove."
+                stream.refused(
+                    f"Stream '{stream.name}' was refused and nothing was sent for it: it has no "
+                    "rows, and in mirror mode an empty stream would empty its customer list. Check "
+                    "the upstream query; to empty a list on purpose, send its members with "
+                    "sync_mode=explicit and action=remove."
+                )
             )
         else:
             self.logger.info("Stream '%s' has no rows: nothing to send.", stream.name)

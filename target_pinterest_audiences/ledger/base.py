@@ -26,6 +26,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from target_pinterest_audiences.ledger.blobs import DIGEST_SIZE, as_blob
 from target_pinterest_audiences.ledger.diff import MembershipDiff, Partitioned, merge, partitions
 from target_pinterest_audiences.ledger.errors import LedgerBusy, LedgerError
+from target_pinterest_audiences.ledger.history import LedgerHistory
 from target_pinterest_audiences.ledger.schema import MEMBERS, UPLOADS, Schema, ensure_schema
 from target_pinterest_audiences.ledger.tokens import LedgerTokenStore
 from target_pinterest_audiences.ledger.url import SETTING, describe_url
@@ -113,6 +114,11 @@ class Ledger(ABC):
     def describe(self) -> str:
         """The ledger's URL with the password hidden, for messages."""
         return describe_url(self._url)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What no message may show: the password of its URL, if any."""
+        return (str(self._url.password),) if self._url.password else ()
 
     def _message(self, text: str, *, hide: Iterable[str] = ()) -> str:
         for secret in (self._url.password, *hide):
@@ -354,6 +360,12 @@ class Ledger(ABC):
                 ),
                 {"a": ad_account_id, "l": list_key, "n": int(records)},
             )
+
+    # ---- the run history --------------------------------------------------------------
+
+    def history(self) -> LedgerHistory:
+        """The run history kept in this database: one row per stream per run."""
+        return LedgerHistory(self)
 
     # ---- the refresh token ------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from target_pinterest_audiences.ledger.schema import (
     REFRESH_TOKENS,
     UPLOADS,
     Schema,
+    runs_ddl,
 )
 from target_pinterest_audiences.ledger.url import SETTING
 
@@ -38,11 +39,14 @@ SCHEMA = Schema(
     "list_key text NOT NULL, member bytea NOT NULL, "
     "PRIMARY KEY (ad_account_id, list_key, member))",
     uploads=f"CREATE TABLE IF NOT EXISTS {UPLOADS} (ad_account_id text NOT NULL, "
-    "list_key text NOT NULL, uploaded bigint, accounted bigint, "
-    "warned bigint NOT NULL DEFAULT 0, PRIMARY KEY (ad_account_id, list_key))",
+    "list_key text NOT NULL, uploaded bigint, PRIMARY KEY (ad_account_id, list_key))",
     refresh_tokens=f"CREATE TABLE IF NOT EXISTS {REFRESH_TOKENS} (key text PRIMARY KEY, "
     "refresh_token text NOT NULL, expires_at double precision, "
     "issued_at double precision NOT NULL, configured_sha256 text NOT NULL)",
+    runs=runs_ddl(
+        "id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        {"text": "text", "int": "bigint", "real": "double precision"},
+    ),
 )
 
 _KNOWN = (

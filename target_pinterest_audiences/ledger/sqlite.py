@@ -35,6 +35,7 @@ from target_pinterest_audiences.ledger.schema import (
     REFRESH_TOKENS,
     UPLOADS,
     Schema,
+    runs_ddl,
 )
 from target_pinterest_audiences.workdir import ensure_private_dir
 
@@ -46,11 +47,11 @@ SCHEMA = Schema(
     "list_key TEXT NOT NULL, member BLOB NOT NULL, "
     "PRIMARY KEY (ad_account_id, list_key, member)) WITHOUT ROWID",
     uploads=f"CREATE TABLE IF NOT EXISTS {UPLOADS} (ad_account_id TEXT NOT NULL, "
-    "list_key TEXT NOT NULL, uploaded INTEGER, accounted INTEGER, "
-    "warned INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (ad_account_id, list_key))",
+    "list_key TEXT NOT NULL, uploaded INTEGER, PRIMARY KEY (ad_account_id, list_key))",
     refresh_tokens=f"CREATE TABLE IF NOT EXISTS {REFRESH_TOKENS} (key TEXT PRIMARY KEY, "
     "refresh_token TEXT NOT NULL, expires_at REAL, issued_at REAL NOT NULL, "
     "configured_sha256 TEXT NOT NULL)",
+    runs=runs_ddl("id INTEGER PRIMARY KEY", {"text": "TEXT", "int": "INTEGER", "real": "REAL"}),
     others=(
         f"CREATE TABLE IF NOT EXISTS {LOCKS} (ad_account_id TEXT NOT NULL, "
         "list_key TEXT NOT NULL, owner TEXT NOT NULL, host TEXT NOT NULL, "

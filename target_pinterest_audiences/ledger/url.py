@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import typing as t
 from pathlib import Path
-
-from sqlalchemy.engine import URL, make_url
 
 from target_pinterest_audiences.ledger.errors import LedgerError
 from target_pinterest_audiences.workdir import WORK_DIR_NAME
+
+if t.TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 SETTING = "ledger_url"
 DEFAULT_FILE = "ledger.sqlite"
@@ -24,6 +26,8 @@ def parse_ledger_url(raw: str | None, base_dir: Path) -> URL:
     ``None`` is the default SQLite file; a relative SQLite path is relative to ``base_dir``;
     PostgreSQL always goes through psycopg 3.
     """
+    from sqlalchemy.engine import URL, make_url
+
     if raw is None:
         return URL.create("sqlite", database=str(default_location(base_dir)))
     try:

@@ -17,13 +17,14 @@ import logging
 import typing as t
 
 from target_pinterest_audiences.errors import TargetError
+from target_pinterest_audiences.history import call_counts
 from target_pinterest_audiences.ledger import LedgerError
 from target_pinterest_audiences.loading.figures import read_back
 from target_pinterest_audiences.loading.report import log_summary, state_entry
 from target_pinterest_audiences.loading.schedule import RunOutcome, sync_all
 from target_pinterest_audiences.loading.session import Session
 from target_pinterest_audiences.loading.stream import StreamSync
-from target_pinterest_audiences.pinterest import api_url_problem
+from target_pinterest_audiences.pinterest import ClientStats, api_url_problem
 from target_pinterest_audiences.progress import RunProgress
 
 if t.TYPE_CHECKING:
@@ -48,7 +49,7 @@ def start_session(settings: Settings, logger: logging.Logger) -> Session:
         session.check_access()
         if settings.may_mirror:
             session.ledger().open()
-        session.start_reading_accounts()
+        session.history.wait()  # opened while the credentials were checked; before any fork
     except LedgerError as error:
         session.close()
         raise TargetError(str(error)) from None
@@ -58,15 +59,12 @@ def start_session(settings: Settings, logger: logging.Logger) -> Session:
     return session
 
 
-def run_streams(
-    session: Session,
-    plans: t.Sequence[StreamPlan],
-    previous: t.Mapping[str, t.Any] | None = None,
-) -> RunOutcome:
+def run_streams(session: Session, plans: t.Sequence[StreamPlan]) -> RunOutcome:
     """Sync every plan (dry-run them with `dry_run`); one stream's failure spares the others,
     but not an exhausted quota or a token without the scopes: those stop the whole run.
 
-    `previous`: the STATE entries of the last run by stream, when the tap handed them back.
+    Each stream's outcome goes to the run history, which also says which list the stream
+    loaded last (whatever STATE the tap handed back).
     """
     logger = session.logger
     progress = RunProgress(
@@ -76,7 +74,7 @@ def run_streams(
         interval=session.settings.tuning.progress_interval_seconds,
     )
     with progress:
-        outcome = sync_all(session, StreamSync(session), plans, progress, previous)
+        outcome = sync_all(session, StreamSync(session), plans, progress)
     figures, _ = read_back(
         outcome.synced,
         client_of=lambda account: session.client_for(account, "ad_account_id"),
@@ -96,6 +94,13 @@ def run_streams(
             synced.lookalikes,
         )
         outcome.entries[synced.plan.stream] = entry
+        session.history.add(
+            synced.plan,
+            ad_account_id=synced.account,
+            started_at=synced.started_at,
+            entry=entry,
+            **call_counts(ClientStats().snapshot(), synced.stats.snapshot()),
+        )
         log_summary(
             logger,
             synced.plan,

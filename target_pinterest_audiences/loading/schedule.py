@@ -14,6 +14,7 @@ every waiting call and every stream not yet started ends with the reason.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import typing as t
 from collections.abc import Callable, Hashable, Sequence
@@ -21,9 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from target_pinterest_audiences.errors import StreamFailed, StreamRefused
+from target_pinterest_audiences.history import call_counts, utc_now
 from target_pinterest_audiences.ledger import LedgerError
 from target_pinterest_audiences.loading.report import log_read
 from target_pinterest_audiences.pinterest import (
+    ClientStats,
     PinterestError,
     PinterestScopeError,
     QuotaExhausted,
@@ -86,20 +89,34 @@ def sync_all(
     syncer: StreamSync,
     plans: Sequence[StreamPlan],
     progress: RunProgress,
-    previous: t.Mapping[str, t.Any] | None = None,
 ) -> RunOutcome:
-    """Sync (or dry-run) every plan, several side by side."""
-    settings, logger = session.settings, session.logger
+    """Sync (or dry-run) every plan, several side by side. A stream that does not sync goes to
+    the run history here (one that does, once Pinterest's figures are read back)."""
+    settings, logger, history = session.settings, session.logger, session.history
     stop = _Stop()
     results: dict[str, Synced] = {}
     failures: dict[str, str] = {}
 
-    def stopped(plan: StreamPlan) -> None:
-        failures[plan.stream] = f"Stream '{plan.stream}' was not synced: {stop.why}."
+    def stopped(plan: StreamPlan) -> str:
+        return f"Stream '{plan.stream}' was not synced: {stop.why}."
+
+    def failed(
+        plan: StreamPlan, message: str, stats: ClientStats, started: dt.datetime, *, refused: bool
+    ) -> None:
+        failures[plan.stream] = message
+        history.add(
+            plan,
+            ad_account_id=session.account_of(plan.stream)[0],
+            started_at=started,
+            failure=message,
+            refused=refused,
+            **call_counts(ClientStats().snapshot(), stats.snapshot()),
+        )
 
     def one(plan: StreamPlan) -> None:
+        stats, started = ClientStats(), utc_now()
         if stop.error is not None:
-            stopped(plan)
+            failed(plan, stopped(plan), stats, started, refused=False)
             progress.skipped()
             return
         with progress.syncing(plan.stream) as done:
@@ -108,28 +125,32 @@ def sync_all(
                 if settings.dry_run:
                     syncer.dry_run(plan)
                 else:
-                    before = (previous or {}).get(plan.stream)
-                    results[plan.stream] = syncer.sync(
-                        plan, before if isinstance(before, dict) else None
-                    )
+                    account = session.account_of(plan.stream)[0]
+                    previous = history.previous(plan.stream, account)
+                    results[plan.stream] = syncer.sync(plan, previous, stats, started)
                 done(ok=True)
-            except (StreamRefused, StreamFailed) as refused:
-                failures[plan.stream] = str(refused)
+            except (StreamRefused, StreamFailed) as error:
+                refused = isinstance(error, StreamRefused)
+                failed(plan, str(error), stats, started, refused=refused)
             except (QuotaExhausted, PinterestScopeError) as wall:
                 # Every later call would hit the same wall: stop the run. A stream whose own
                 # call met it says how; the others, that the run stopped.
                 stop.hit(wall)
                 session.pacer.stop(stop.why)
-                if wall.status is not None:
-                    failures[plan.stream] = f"Stream '{plan.stream}' failed: {wall}"
-                else:
-                    stopped(plan)
+                said = f"Stream '{plan.stream}' failed: {wall}"
+                failed(plan, said if wall.status is not None else stopped(plan), stats, started,
+                       refused=False)  # fmt: skip
             except RunStopped:
-                stopped(plan)
+                failed(plan, stopped(plan), stats, started, refused=False)
             except (PinterestError, LedgerError) as error:
                 # Another run holds the list, Pinterest refused or stayed down: this stream
                 # fails with the message; the others still sync.
-                failures[plan.stream] = f"Stream '{plan.stream}' failed: {error}"
+                failed(plan, f"Stream '{plan.stream}' failed: {error}", stats, started,
+                       refused=False)  # fmt: skip
+            except BaseException:  # the run stops (a signal, a bug): the history says so
+                failed(plan, f"Stream '{plan.stream}' failed: the run was stopped before the "
+                       "stream finished.", stats, started, refused=False)  # fmt: skip
+                raise
 
     def group_of(group: list[StreamPlan]) -> None:
         for plan in group:

@@ -1,11 +1,11 @@
 """What one run talks to: the Pinterest client, its one pacer, the pool its calls run on, the
-index of each ad account it touches, and the ledger.
+index of each ad account it touches, the ledger and the run history.
 
 A `Session` builds them from the settings, checks the credentials against every ad account
 before any input is read, starts reading each account into its index in the background while
-the input is read, opens the ledger only when a stream needs it (a mirror run at start, to
-fail early; an explicit run at its first stream that sends; a dry run in explicit mode never),
-and closes everything at the end, whatever happened.
+the input is read, opens the ledger when a stream or the history needs it (the history opens
+it off the main thread while the credentials are checked; a dry run never), and closes
+everything at the end, whatever happened.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import typing as t
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from target_pinterest_audiences.errors import ConfigError
+from target_pinterest_audiences.history import RunHistory
 from target_pinterest_audiences.loading.account import AccountIndex, Kind
 from target_pinterest_audiences.loading.resolve import Where
 from target_pinterest_audiences.pinterest import (
@@ -78,14 +79,14 @@ def build_client(
 
 
 class Session:
-    """The run's Pinterest client, pacer, call pool, account indexes and (opened on first
-    use) its ledger."""
+    """The run's Pinterest client, pacer, call pool, account indexes, (opened on first use)
+    its ledger, and its history."""
 
     def __init__(self, settings: Settings, logger: logging.Logger) -> None:
         self.settings = settings
         self.logger = logger
         self._ledger: Ledger | None = None
-        self._ledger_lock = threading.Lock()
+        self._ledger_lock = threading.Lock()  # streams and the history's thread may make it
         tuning = settings.tuning
         self.pacer = Pacer(
             writes_per_minute=settings.max_requests_per_minute,
@@ -98,6 +99,8 @@ class Session:
         self.calls = ThreadPoolExecutor(tuning.calls_in_flight, thread_name_prefix="pinterest-call")
         self._indexes: dict[str, AccountIndex] = {}
         self._reads: dict[str, list[Future[None]]] = {}
+        # Opens the ledger off the main thread (not in a dry run).
+        self.history = RunHistory(settings, logger, self.ledger)
 
     @property
     def account(self) -> str:
@@ -192,6 +195,7 @@ class Session:
             for reads in self._reads.values():
                 for read in reads:
                     read.cancel()
+            self.history.close()
             self.client.close()
         finally:
             if self._ledger is not None:

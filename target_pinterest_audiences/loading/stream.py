@@ -17,6 +17,7 @@ prints them and stops.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import itertools
 import time
 import typing as t
@@ -55,6 +56,7 @@ class Synced:
     seconds: float
     stats: ClientStats
     lookalikes: list[Settled] | None = None  # None: the stream sets no lookalikes
+    started_at: dt.datetime | None = None  # when its sync began (UTC), for the run history
 
     @property
     def audience_id(self) -> str | None:
@@ -101,14 +103,22 @@ class StreamSync:
             lock_wait_seconds=wait,
         )
 
-    def sync(self, plan: StreamPlan, previous: t.Mapping[str, t.Any] | None = None) -> Synced:
+    def sync(
+        self,
+        plan: StreamPlan,
+        previous: t.Mapping[str, t.Any] | None = None,
+        stats: ClientStats | None = None,
+        started_at: dt.datetime | None = None,
+    ) -> Synced:
         """Make the stream's list what the plan says.
 
-        `previous` is the stream's entry in the STATE of the last run, if the tap handed it back.
+        `previous`: the list the stream loaded last, as the run history has it. `stats`: the
+        stream's own counters (its calls count there too).
         """
         session, logger = self.session, self.session.logger
         chunk = session.settings.records_per_request
-        started, stats = time.monotonic(), ClientStats()
+        started, stats = time.monotonic(), stats if stats is not None else ClientStats()
+        started_at = started_at or dt.datetime.now(dt.UTC)
         where = session.where(plan.stream, stats)
         strategy = self.strategy(plan, where.account)
         sent = Sent()
@@ -132,8 +142,9 @@ class StreamSync:
                         plan.segment_name,
                     )
                     return Synced(
-                        plan, where.account, None, None, sent, None, _since(started), stats
-                    )
+                        plan, where.account, None, None, sent, None, _since(started), stats,
+                        started_at=started_at,
+                    )  # fmt: skip
                 resolved, leftover = self.lists.create(plan, where, first, self.size)
                 stack.enter_context(strategy.locked_list(resolved.id))
                 created = first[: len(first) - len(leftover)]
@@ -183,6 +194,7 @@ class StreamSync:
             _since(started),
             stats,
             lookalikes,
+            started_at,
         )
 
     def dry_run(self, plan: StreamPlan) -> None:

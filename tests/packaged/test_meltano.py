@@ -39,6 +39,15 @@ CACHE = REPO / ".cache"
 MELTANO_VENV = CACHE / "meltano-venv"
 PROJECT = CACHE / "meltano-project"
 STREAM = "public-audience_members"
+# Issue 19.2: the tap the issue names, as a user declares it (settings as its --about has them).
+TAP_JSONL = {
+    "name": "tap-jsonl",
+    "namespace": "tap_jsonl",
+    "pip_url": "tap-jsonl==0.3.1",
+    "executable": "tap-jsonl",
+    "capabilities": ["catalog", "discover", "state", "about", "stream-maps"],
+    "settings": [{"name": "path", "kind": "string"}, {"name": "stream_name", "kind": "string"}],
+}
 LOADER = "target-pinterest-audiences"
 JOB = f"dev:tap-postgres-to-{LOADER}"
 
@@ -88,12 +97,14 @@ def _meltano_venv() -> Path:
 
 
 def _project_yaml() -> dict[str, Any]:
-    """The repo's meltano.yml, with the loader installed from this checkout."""
+    """The repo's meltano.yml, with the loader installed from this checkout, and tap-jsonl (a
+    tap built on the Singer SDK, which drops the state keys it does not know)."""
     project = yaml.safe_load((REPO / "meltano.yml").read_text())
     (loader,) = [p for p in project["plugins"]["loaders"] if p["name"] == LOADER]
     loader["pip_url"] = f"-e {REPO}"
     (tap,) = [p for p in project["plugins"]["extractors"] if p["name"] == "tap-postgres"]
     assert tap["pip_url"] == TAP_POSTGRES_PIP_URL
+    project["plugins"]["extractors"].append(TAP_JSONL)
     return project
 
 
@@ -294,3 +305,65 @@ def test_mirror_run_sends_exactly_the_difference(
     assert second["audience_id"] == first["audience_id"] is not None
     assert second["records_added"] == 8
     assert second["records_removed"] == 6
+
+
+# ---- issue 19: the run history through Meltano ---------------------------------------------
+
+
+def test_meltano_invoke_report_shows_the_runs_meltano_kept(
+    meltano: Meltano, emulator: PinterestEmulator, postgres_url: str
+) -> None:
+    """`meltano invoke target-pinterest-audiences:report`, the command meltano.yml defines:
+    the history of the runs, the latest as Meltano's state holds it."""
+    _fill_table(postgres_url, "Meltano Report", [{"email": f"r{n}@example.com"} for n in range(7)])
+    _run(meltano, emulator, "report", sync_mode="mirror")
+    got = meltano.ok("invoke", f"{LOADER}:report", "--format", "json")
+    runs = json.loads(got.stdout)["streams"][STREAM]["runs"]
+    assert runs and all(r["outcome"] == "synced" for r in runs)
+    entry = meltano.state("report")["pinterest_audiences"][STREAM]
+    assert {k: runs[-1][k] for k in entry} == entry
+    assert runs[-1]["sync_mode"] == "mirror" and runs[-1]["members"] == 7
+    table = meltano.ok("invoke", f"{LOADER}:report").stdout
+    (line,) = [line for line in table.splitlines() if line.startswith(STREAM)]
+    assert " mirror " in line and entry["customer_list_id"] in line
+    page = meltano.project / "report.html"
+    meltano.ok("invoke", f"{LOADER}:report", "--format", "html", "--out", str(page))
+    assert "<svg" in page.read_text() and STREAM in page.read_text()
+    page.unlink()
+
+
+def test_the_list_change_warning_fires_through_an_sdk_tap(
+    meltano: Meltano, emulator: PinterestEmulator
+) -> None:
+    """tap-jsonl 0.3.1 (built on the Singer SDK) hands back a state without the target's
+    entry; the target's own history still knows which list the stream loaded last."""
+    folder = meltano.project / "jsonl-input"
+    folder.mkdir(exist_ok=True)
+    source = folder / "audience.jsonl"
+    env = {
+        "TARGET_PINTEREST_AUDIENCES_API_URL": emulator.url,
+        "TAP_JSONL_PATH": str(folder / "*.jsonl"),
+        "TAP_JSONL_STREAM_NAME": "renamed_audience",
+    }
+
+    def run(segment_name: str) -> subprocess.CompletedProcess[str]:
+        rows = [{"segment_name": segment_name, "email": f"rename{n}@example.com"} for n in range(5)]
+        source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        started = time.monotonic()
+        proc = meltano.ok("run", "--state-id-suffix", "rename", "tap-jsonl", LOADER, env=env)
+        _log(f"meltano run tap-jsonl ({segment_name}) took {time.monotonic() - started:.1f}s")
+        return proc
+
+    try:
+        first = run("Before Rename")
+        (old,) = [c for c in emulator.lists(AD_ACCOUNT) if c["name"] == "Before Rename"]
+        assert "previous run loaded" not in first.stdout + first.stderr
+        time.sleep(1.1)  # a newer modification time: tap-jsonl reads the file again
+        second = run("After Rename")
+        (new,) = [c for c in emulator.lists(AD_ACCOUNT) if c["name"] == "After Rename"]
+        output = second.stdout + second.stderr
+        (warning,) = [line for line in output.splitlines() if "previous run loaded" in line]
+        assert f"now loads customer list {new['id']}" in warning
+        assert f"customer list {old['id']}" in warning and "Before Rename" in warning
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -122,6 +122,11 @@ def test_hub_file_is_in_the_hubs_loader_format() -> None:
     # The repository's public address is not known yet: no link to it, rather than a guess.
     assert "repo" not in hub and "docs" not in hub
     assert set(hub["capabilities"]) <= LOADER_CAPABILITIES
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert set(hub["commands"]) == {"report"}
+    for command in hub["commands"].values():
+        assert set(command) <= {"executable", "args", "description"}, command
+        assert command["executable"] in scripts, "a console script of the package"
     names = [s["name"] for s in hub["settings"]]
     assert len(names) == len(set(names)), "a setting described twice"
     for setting in hub["settings"]:
@@ -174,7 +179,10 @@ def test_the_repos_own_meltano_yml_declares_the_loader_as_the_hub_file_does() ->
     (loader,) = [p for p in project["plugins"]["loaders"] if p["name"] == LOADER]
     hub = _hub()
     assert loader["pip_url"] == "-e ."  # development: this checkout
-    for key in ("namespace", "executable", "capabilities", "settings_group_validation", "settings"):
+    for key in (
+        "namespace", "executable", "capabilities", "settings_group_validation", "commands",
+        "settings",
+    ):  # fmt: skip
         assert loader[key] == hub[key], f"meltano.yml and meltano-hub.yml differ in {key}"
 
 
@@ -235,7 +243,9 @@ def test_readme_block_agrees_with_the_hub_file_and_the_target() -> None:
     pasted = _pasted_block()
     (loader,) = pasted["plugins"]["loaders"]
     hub, hub_settings, about = _hub(), _hub_settings(), _about()
-    for key in ("name", "namespace", "executable", "capabilities", "settings_group_validation"):
+    for key in (
+        "name", "namespace", "executable", "capabilities", "settings_group_validation", "commands",
+    ):  # fmt: skip
         assert loader[key] == hub[key], key
     assert "structured-logging" in loader["capabilities"]
     assert loader["pip_url"] == LOADER, loader["pip_url"]
@@ -408,6 +418,14 @@ def test_fresh_project_adds_the_loader_from_the_hub_file_and_runs_a_pipeline(
     assert customer_list["name"] == "From the Hub file"
     assert emulator.members(AD_ACCOUNT, customer_list["id"]) == {sha(a.lower()) for a in addresses}
     (audience,) = emulator.audiences(AD_ACCOUNT)
+
+    # The run history, through the command the Hub file defines (issue 19.4)
+    history = project.shell(f"meltano invoke {LOADER}:report --format json")
+    (run,) = json.loads(history.stdout)["streams"]["holiday_shoppers"]["runs"]
+    assert run["outcome"] == "synced" and run["customer_list_id"] == customer_list["id"]
+    assert run["records_added"] == len(addresses)
+    table = project.shell(f"meltano invoke {LOADER}:report").stdout
+    assert "holiday_shoppers" in table and customer_list["id"] in table
 
     got = readme("meltano state get ", **{"tap-postgres": TAP})
     state = json.loads(got.stdout.strip().splitlines()[-1])["singer_state"]

@@ -48,7 +48,10 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 PROJECT = PYPROJECT["project"]
 AD_ACCOUNT = "549755885175"
 # Dependencies whose lower bound was installed and tested (see the comment in pyproject.toml).
-BOUNDED = {"singer-sdk", "requests", "jsonschema", "msgspec", "sqlalchemy", "fsspec", "psycopg"}
+BOUNDED = {
+    "singer-sdk", "requests", "jsonschema", "msgspec", "sqlalchemy", "fsspec", "psycopg", "pygal",
+    "jinja2",
+}  # fmt: skip
 
 
 def sha(value: str) -> str:
@@ -132,7 +135,7 @@ def _package_files() -> set[str]:
     return {
         str(p.relative_to(REPO))
         for p in root.rglob("*")
-        if p.is_file() and p.suffix in (".py", ".json") and "__pycache__" not in p.parts
+        if p.is_file() and p.suffix in (".py", ".json", ".j2") and "__pycache__" not in p.parts
     }
 
 
@@ -343,3 +346,14 @@ def test_a_small_sync_from_the_wheel_into_its_emulator(
     assert entry["customer_list_id"] == customer_list["id"]
     assert entry["records_added"] == len(addresses)
     assert state["spec_violations"] == []
+
+    # the run history, reported by the wheel's own console script (its template and charts)
+    report = _run(venv, outside, "pinterest-audiences-report", "--format", "json")
+    assert report.returncode == 0, report.stderr
+    (run,) = json.loads(report.stdout)["streams"]["wheel"]["runs"]
+    assert {k: run[k] for k in entry} == entry
+    page = _run(
+        venv, outside, "pinterest-audiences-report", "--format", "html", "--out", "report.html"
+    )
+    assert page.returncode == 0, page.stderr
+    assert (outside / "report.html").read_text().count("<svg") == 2  # no members: explicit
