@@ -94,8 +94,8 @@ def test_a_version_2_ledger_upgrades_in_place(fresh_url: str, tmp_path: Path) ->
         with led.diff(ACCOUNT, mirrored, hs(range(10, 25))) as diff:
             assert (diff.known_count, diff.add_count, diff.remove_count) == (20, 5, 10)
             assert adds_of(diff) == sorted(hs(range(20, 25)))
-        assert led.uploaded(ACCOUNT, mirrored) == 20
-        assert led.uploaded(OTHER_ACCOUNT, other) is None  # unknown stays unknown
+        assert led.upload_tally(ACCOUNT, mirrored).legacy_net == 20  # carried over, as it was
+        assert led.upload_tally(OTHER_ACCOUNT, other).legacy_net is None  # unknown stays so
         stored = led.refresh_token_store("test-client-id").load()
         assert stored is not None and stored.refresh_token == "kept-refresh-token"
         led.history().add(run(customer_list_id=mirrored))
