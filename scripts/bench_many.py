@@ -351,10 +351,11 @@ def report(
     others = {s: n for s, n in calls.statuses.items() if s >= 300 and s != 429}
     if others:
         row("other errors", ", ".join(f"{n:,} x {s}" for s, n in sorted(others.items())))
+    which = "the main process" if measure.largest_is_root else "a child process"
     row(
         "largest process",
         f"{measure.largest_mb:,.0f} MB",
-        "<= 250 MB",
+        f"<= 250 MB ({which}, of {measure.processes} sampled)",
         measure.largest_mb <= 250,
     )
     row(

@@ -21,6 +21,7 @@ class Measure:
     seconds: float
     largest_mb: float  # the largest peak RSS of any one process of the tree
     processes: int
+    largest_is_root: bool = True  # whether that process is the command's own (not a child)
 
 
 def descendants(root: int) -> list[int]:
@@ -88,4 +89,7 @@ def run_measured(
             errors.seek(0)
             tail = errors.read().decode(errors="replace")[-4000:]
             raise SystemExit(f"command failed ({returncode}): {' '.join(args)}\n{tail}")
-    return Measure(elapsed, max(peaks.values(), default=0) / 1024, len(peaks))
+    largest = max(peaks, key=peaks.__getitem__, default=proc.pid)
+    return Measure(
+        elapsed, peaks.get(largest, 0) / 1024, len(peaks), largest_is_root=largest == proc.pid
+    )
