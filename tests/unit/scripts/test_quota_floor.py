@@ -70,13 +70,27 @@ def test_writes_of_streams_with_audiences() -> None:
 
 
 def test_the_floor_of_the_issue_s_goal_run() -> None:
-    account = Account(3000, 3000, 3300, 3300)
+    account = Account(3000, 3000, 3300, 3300, objects_after=600)
     floor = quota_floor([account], [stream_writes(2000, audience=True)] * 300, latency=0.15)
     assert floor.first_listing == pytest.approx(24 * 0.15)
     assert floor.writes == pytest.approx(60.15)
-    assert floor.last_listing == pytest.approx(28 * 0.15)
+    assert floor.read_back == pytest.approx(28 * 0.15)  # a listing: 28 calls, not 600
     assert floor.seconds == pytest.approx(3.6 + 60.15 + 4.2)
     assert (floor.write_calls, floor.read_calls) == (600, 52)
+
+
+def test_a_single_stream_in_a_big_account_reads_its_list_and_audience_back_by_id() -> None:
+    account = Account(3000, 3000, 3001, 3001, objects_after=2)
+    floor = quota_floor([account], [stream_writes(2000, audience=True)], latency=0.15)
+    assert floor.first_listing == pytest.approx(24 * 0.15)
+    assert floor.writes == pytest.approx(0.30)
+    assert floor.read_back == pytest.approx(0.15)  # two gets side by side, not 26 pages
+    assert floor.read_calls == 24 + 2
+    # 20 streams: 40 gets would be more calls than the 26 pages of a listing
+    twenty = Account(3000, 3000, 3020, 3020, objects_after=40)
+    floor = quota_floor([twenty], [stream_writes(2000, audience=True)] * 20, latency=0.15)
+    assert floor.read_back == pytest.approx(26 * 0.15)
+    assert floor.read_calls == 24 + 26
 
 
 def test_accounts_are_listed_side_by_side_under_one_read_quota() -> None:
