@@ -54,12 +54,20 @@ def sample_audience() -> list[dict]:
 
 
 def main() -> int:
-    work = Path(tempfile.mkdtemp(prefix="tpa-demo-"))
+    # The config, the input and the target's own directory live here, and go at the end.
+    with tempfile.TemporaryDirectory(prefix="tpa-demo-") as tmp:
+        return demo(Path(tmp))
+
+
+def demo(work: Path) -> int:
     with PinterestEmulator(access_tokens={TOKEN}, page_size=2, min_audience_size=100) as emulator:
         config = {"ad_account_id": AD_ACCOUNT, "access_token": TOKEN, "api_url": emulator.url}
         (work / "config.json").write_text(json.dumps(config))
         lines = "".join(json.dumps(m) + "\n" for m in sample_audience())
-        print(f"Pinterest emulator listening on {emulator.url}; working directory {work}")
+        print(
+            f"Pinterest emulator listening on {emulator.url}; working directory {work} "
+            "(removed at the end)"
+        )
         state = None
         for attempt in (1, 2):
             print(

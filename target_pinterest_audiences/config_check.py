@@ -12,9 +12,15 @@ import re
 import typing as t
 from decimal import Decimal
 
-from target_pinterest_audiences.settings import SECRET_SETTINGS, STREAM_SETTINGS
+from target_pinterest_audiences.settings import (
+    LOOKALIKE_KEYS,
+    LOOKALIKE_PERCENTAGES,
+    SECRET_SETTINGS,
+    STREAM_SETTINGS,
+)
 
 _DIGITS = re.compile(r"\d+")
+_COUNTRY = re.compile(r"[A-Z]{2}")
 _LIST_TYPES = ("EMAIL", "IDFA", "MAID")
 _AD_ACCOUNT = (
     "expected the ad account id, digits only, as in the Ads Manager URL "
@@ -117,13 +123,61 @@ def boolean(name: str, value: object) -> str | None:
     return f"{name}: expected true or false, got {_show(value)}"
 
 
+def lookalikes(name: str, value: object) -> str | None:
+    """A list of {country, percentage, name}: each problem named by its entry and rule."""
+    example = '[{"country": "US", "percentage": 5}, {"country": "CA", "percentage": 1}]'
+    if not isinstance(value, list):
+        return f"{name}: expected a list of lookalikes, as in {example}; got {_kind(value)}"
+    problems: list[str] = []
+    seen: dict[tuple[object, object], int] = {}
+    for number, entry in enumerate(value, start=1):
+        where = f"{name} entry {number}"
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: expected an object such as {{\"country\": \"US\", "
+                            f"\"percentage\": 5}}, got {_kind(entry)}")  # fmt: skip
+            continue
+        country, percentage = entry.get("country"), entry.get("percentage")
+        where = f"{where} ({_show(country)}, {_show(percentage)})"
+        for key in entry:
+            if key not in LOOKALIKE_KEYS:
+                problems.append(
+                    f"{where}: {key!r} is not a lookalike key; an entry may set "
+                    f"{', '.join(LOOKALIKE_KEYS)}"
+                )
+        if not (isinstance(country, str) and _COUNTRY.fullmatch(country)):
+            problems.append(
+                f"{where}: country: expected a two-letter country code in capitals, such as "
+                f"'US' (Pinterest names US, CA and GB), got {_show(country)}"
+            )
+        whole = isinstance(percentage, int) and not isinstance(percentage, bool)
+        if not (whole and percentage in LOOKALIKE_PERCENTAGES):
+            problems.append(
+                f"{where}: percentage: expected a whole number from 1 to 10 (the share of the "
+                f"country's Pinterest users to reach), got {_show(percentage)}"
+            )
+        label = entry.get("name")
+        if label is not None and not (isinstance(label, str) and label.strip()):
+            problems.append(f"{where}: name: expected a non-empty string, got {_show(label)}")
+        key_pair = (country, percentage)
+        if key_pair in seen:
+            problems.append(
+                f"{where}: the same country and percentage as entry {seen[key_pair]}; each "
+                "lookalike of a stream needs its own country or percentage"
+            )
+        else:
+            seen[key_pair] = number
+    return "\n".join(problems) or None  # one line per problem
+
+
 # What each per-stream key may hold (the `streams` setting).
 STREAM_RULES: dict[str, Check] = {
+    "ad_account_id": ad_account_id,
     "audience_name": text(empty=False),
     "audience_description": text(),
     "list_type": choice(*_LIST_TYPES),
     "sync_mode": choice("explicit", "mirror"),
     "max_removal_fraction": fraction,
+    "lookalikes": lookalikes,
 }
 assert tuple(STREAM_RULES) == STREAM_SETTINGS
 
@@ -151,7 +205,7 @@ def streams(name: str, value: object) -> list[str]:
                     f"{', '.join(STREAM_SETTINGS)}"
                 )
             elif setting is not None and (problem := rule(key, setting)) is not None:
-                errors.append(f"{where}: {problem}")
+                errors.extend(f"{where}: {line}" for line in problem.splitlines())
     return errors
 
 
@@ -166,6 +220,7 @@ RULES: dict[str, Check] = {
     "on_invalid_record": choice("skip", "fail"),
     "records_per_request": integer(1, 10_000),
     "max_requests_per_minute": integer(1),
+    "max_reads_per_minute": integer(1),
     "list_type": choice(*_LIST_TYPES),
     "dry_run": boolean,
     "max_removal_fraction": fraction,

@@ -17,16 +17,22 @@ from target_pinterest_audiences.workdir import WORK_DIR_NAME
 DEFAULT_API_URL = "https://api.pinterest.com/v5"
 DEFAULT_RECORDS_PER_REQUEST = 10_000
 DEFAULT_MAX_REQUESTS_PER_MINUTE = 400  # Pinterest's ads_write quota (Standard access)
+DEFAULT_MAX_READS_PER_MINUTE = 1000  # Pinterest's ads_read quota (Standard access)
 DEFAULT_MAX_REMOVAL_FRACTION = 0.5
 SECRET_SETTINGS = ("access_token", "refresh_token", "client_secret")
 # What `streams` may set for one stream, each overriding the setting of the same name.
 STREAM_SETTINGS = (
+    "ad_account_id",
     "audience_name",
     "audience_description",
     "list_type",
     "sync_mode",
     "max_removal_fraction",
+    "lookalikes",
 )
+# A lookalike (ACTALIKE) audience: the keys of one `lookalikes` entry, and its bounds.
+LOOKALIKE_KEYS = ("country", "percentage", "name")
+LOOKALIKE_PERCENTAGES = range(1, 11)
 
 
 class SyncMode(enum.StrEnum):
@@ -58,8 +64,12 @@ class Tuning:
     # Read timeout of one API call (tests: a hung emulator fails fast).
     read_timeout_seconds: float = 120.0
     # Calls in flight: enough to spend a minute's quota in seconds at 250 ms of latency, so the
-    # quota, not latency, bounds throughput (scripts/bench.py measures it).
+    # quota, not latency, bounds throughput (scripts/bench.py measures it). Also the run's call
+    # threads, shared by all its streams.
     calls_in_flight: int = 16
+    # Streams synced side by side: enough to keep the calls in flight busy with streams of one
+    # or two calls each (scripts/bench_many.py measures it); threads do not grow with streams.
+    streams_in_parallel: int = 8
     # After a create whose answer was lost finds nothing, keep looking this long before
     # creating again: a slow create may still land.
     lost_create_settle_seconds: float = 30.0
@@ -85,6 +95,21 @@ class Tuning:
 
 
 @dataclass(frozen=True)
+class Lookalike:
+    """One configured lookalike audience of a stream: Pinterest users like the stream's
+    audience, in one country, sized as a share (1 to 10 percent) of that country's users."""
+
+    country: str
+    percentage: int
+    name: str | None = None  # None: made from the audience's name, the country and the share
+
+    @classmethod
+    def from_config(cls, entry: t.Mapping[str, t.Any]) -> Lookalike:
+        name = entry.get("name")
+        return cls(str(entry["country"]), int(entry["percentage"]), str(name) if name else None)
+
+
+@dataclass(frozen=True)
 class StreamSettings:
     """The settings that apply to one stream."""
 
@@ -93,6 +118,7 @@ class StreamSettings:
     max_removal_fraction: float
     audience_name: str | None = None  # None: the list's name
     audience_description: str | None = None
+    lookalikes: tuple[Lookalike, ...] | None = None  # None: the stream sets no lookalikes
 
     @property
     def mirror(self) -> bool:
@@ -113,6 +139,7 @@ class Settings:
     on_invalid_record: OnInvalidRecord = OnInvalidRecord.SKIP
     records_per_request: int = DEFAULT_RECORDS_PER_REQUEST
     max_requests_per_minute: int = DEFAULT_MAX_REQUESTS_PER_MINUTE
+    max_reads_per_minute: int = DEFAULT_MAX_READS_PER_MINUTE
     list_type: str | None = None
     dry_run: bool = False
     max_removal_fraction: float = DEFAULT_MAX_REMOVAL_FRACTION
@@ -147,6 +174,7 @@ class Settings:
             max_requests_per_minute=int(
                 get("max_requests_per_minute", DEFAULT_MAX_REQUESTS_PER_MINUTE)
             ),
+            max_reads_per_minute=int(get("max_reads_per_minute", DEFAULT_MAX_READS_PER_MINUTE)),
             list_type=config.get("list_type") or None,
             dry_run=bool(get("dry_run", False)),
             max_removal_fraction=float(get("max_removal_fraction", DEFAULT_MAX_REMOVAL_FRACTION)),
@@ -187,4 +215,7 @@ class Settings:
             max_removal_fraction=self.max_removal_fraction if fraction is None else float(fraction),
             audience_name=own.get("audience_name") or None,
             audience_description=own.get("audience_description"),
+            lookalikes=None
+            if own.get("lookalikes") is None
+            else tuple(Lookalike.from_config(entry) for entry in own["lookalikes"]),
         )

@@ -7,7 +7,8 @@ written once Pinterest accepted everything it covers.
 Private SDK hooks used, each commented where it is used and held by a test that fails if an
 SDK release changes it (tests/unit/test_sdk_hooks.py): `_validate_config`, and the message
 handlers `_process_record_message` / `_process_state_message` (the SDK's abstract reader
-hooks; every target implements them through `Target`).
+hooks; every target implements them through `Target`); and `_get_about_info` for plain
+`--about` (tests/e2e/test_loader.py's --about test).
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from singer_sdk.target_base import Target
 
 from target_pinterest_audiences.config_check import config_errors
 from target_pinterest_audiences.errors import InputError, TargetError
+from target_pinterest_audiences.input.leftover import discard_unread_input
 from target_pinterest_audiences.input.reader import AudienceReader
 from target_pinterest_audiences.input.streams import InputStreams
 from target_pinterest_audiences.settings import (
     DEFAULT_API_URL,
+    DEFAULT_MAX_READS_PER_MINUTE,
     DEFAULT_MAX_REMOVAL_FRACTION,
     DEFAULT_MAX_REQUESTS_PER_MINUTE,
     DEFAULT_RECORDS_PER_REQUEST,
@@ -163,7 +166,20 @@ class TargetPinterestAudiences(Target):
             th.IntegerType(minimum=1),
             default=DEFAULT_MAX_REQUESTS_PER_MINUTE,
             title="Max write requests per minute",
-            description="Client-side cap on write calls (Pinterest's ads_write quota is 400/min).",
+            description=(
+                "Client-side cap on write calls per minute, shared by every stream and ad account "
+                "of a run (Pinterest's ads_write quota is 400/min per app and user)."
+            ),
+        ),
+        th.Property(
+            "max_reads_per_minute",
+            th.IntegerType(minimum=1),
+            default=DEFAULT_MAX_READS_PER_MINUTE,
+            title="Max read requests per minute",
+            description=(
+                "Client-side cap on read calls per minute, shared by every stream and ad account "
+                "of a run (Pinterest's ads_read quota is 1000/min per app and user)."
+            ),
         ),
         th.Property(
             "list_type",
@@ -196,9 +212,9 @@ class TargetPinterestAudiences(Target):
             th.StringType,
             title="Ledger URL",
             description=(
-                "SQLAlchemy URL where mirror mode keeps the membership it last confirmed "
-                "(SQLite or PostgreSQL). Default: a SQLite file in .target-pinterest-audiences/ "
-                "under the working directory."
+                "SQLAlchemy URL where the members Pinterest accepted are kept, in both sync "
+                "modes (mirror mode diffs against them): SQLite or PostgreSQL. Default: a SQLite "
+                "file in .target-pinterest-audiences/ under the working directory."
             ),
         ),
         th.Property(
@@ -215,21 +231,39 @@ class TargetPinterestAudiences(Target):
             "streams",
             th.ObjectType(
                 additional_properties=th.ObjectType(
+                    th.Property("ad_account_id", th.CustomType({"type": ["string", "integer"]})),
                     th.Property("audience_name", th.StringType),
                     th.Property("audience_description", th.StringType),
                     th.Property("list_type", th.StringType(allowed_values=list(LIST_TYPES))),
                     th.Property("sync_mode", th.StringType(allowed_values=["explicit", "mirror"])),
                     th.Property("max_removal_fraction", th.NumberType(minimum=0, maximum=1)),
+                    th.Property(
+                        "lookalikes",
+                        th.ArrayType(
+                            th.ObjectType(
+                                th.Property("country", th.StringType, required=True),
+                                th.Property(
+                                    "percentage",
+                                    th.IntegerType(minimum=1, maximum=10),
+                                    required=True,
+                                ),
+                                th.Property("name", th.StringType),
+                            )
+                        ),
+                    ),
                 )
             ),
             title="Per-stream settings",
             description=(
                 "Settings of single streams, keyed by stream name: audience_name and "
-                "audience_description for its audience, and list_type, sync_mode and "
-                "max_removal_fraction overriding the setting of the same name. Example: "
+                "audience_description for its audience; lookalikes, lookalike (ACTALIKE) "
+                "audiences seeded from it, each {country, percentage 1-10, name}; and "
+                "ad_account_id, list_type, sync_mode and max_removal_fraction overriding the "
+                "setting of the same name. Example: "
                 '{"holiday_shoppers": {"audience_name": "Holiday shoppers", '
-                '"audience_description": "Bought in December", "sync_mode": "mirror", '
-                '"max_removal_fraction": 0.2}}'
+                '"sync_mode": "mirror", "max_removal_fraction": 0.2, '
+                '"lookalikes": [{"country": "US", "percentage": 5}, '
+                '{"country": "CA", "percentage": 1, "name": "Holiday lookalike CA"}]}}'
             ),
         ),
     ).to_dict()
@@ -399,24 +433,49 @@ class TargetPinterestAudiences(Target):
     # ---- CLI -------------------------------------------------------------------------------
 
     @classmethod
+    def print_about(cls, output_format: str | None = None) -> None:
+        """Plain `--about` with what each setting means; the other formats are the SDK's."""
+        if (output_format or "text") != "text":
+            super().print_about(output_format)
+            return
+        from target_pinterest_audiences.about import DescribedText
+
+        # Private SDK helper: the information every format of the SDK's --about renders.
+        print(DescribedText().format_about(cls._get_about_info()))
+
+    @classmethod
     def invoke(cls, *args: t.Any, **kwargs: t.Any) -> None:
+        # A failure the user can act on is logged, then what the tap still sends is read and
+        # dropped (input/leftover.py) so that the tap finishes instead of writing into a
+        # closed pipe, and the message is what a user of `meltano run` reads last.
+        reads_stdin = kwargs.get("file_input") is None
         try:
             super().invoke(*args, **kwargs)
         except TargetError as error:
-            _fail(cls.logger, str(error))
+            _fail(cls.logger, str(error), discard_input=reads_stdin)
+        except ConfigValidationError as error:
+            # The SDK's own handler (SingerCommand.invoke) would log the same lines, but only
+            # after the unread input was dealt with: logged here first.
+            _fail(
+                cls.logger,
+                "\n".join([*error.errors, "Config validation failed"]),
+                discard_input=reads_stdin,
+            )
         except Exception as error:
             from target_pinterest_audiences.ledger import LedgerError
             from target_pinterest_audiences.pinterest import PinterestError
 
             if isinstance(error, PinterestError | LedgerError):
-                _fail(cls.logger, str(error))
+                _fail(cls.logger, str(error), discard_input=reads_stdin)
             raise
 
 
-def _fail(logger: logging.Logger, message: str) -> t.NoReturn:
+def _fail(logger: logging.Logger, message: str, *, discard_input: bool) -> t.NoReturn:
     for line in message.splitlines():
         logger.error(line)
     sys.stderr.flush()
+    if discard_input:
+        discard_unread_input()
     sys.exit(1)
 
 

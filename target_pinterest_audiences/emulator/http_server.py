@@ -171,17 +171,20 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, outcome: Outcome) -> None:
         payload = b"" if outcome.body is None else json.dumps(outcome.body).encode()
         self.send_response(outcome.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
+        if outcome.status != 204:
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
         for name, value in outcome.headers.items():
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(payload)
+        if self.command != "HEAD" and outcome.status != 204:  # neither answer has a body
+            self.wfile.write(payload)
 
-    do_GET = _dispatch
-    do_POST = _dispatch
-    do_PATCH = _dispatch
-    do_PUT = _dispatch
-    do_DELETE = _dispatch
+    def __getattr__(self, name: str) -> Any:
+        # Every method, TRACE and made-up ones included, is served (and refused with a JSON 405
+        # or 404 where the API has no such method or path), never the stdlib's HTML 501 page.
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)

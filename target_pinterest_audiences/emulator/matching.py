@@ -164,3 +164,23 @@ def audience_figures(c: CustomerList | None, *, now: float, minimum: int) -> tup
     if matched is None:
         return "INITIALIZING", None
     return ("TOO_SMALL" if matched < minimum else "READY"), matched
+
+
+# Pinterest users per country, as the emulator pretends (a lookalike's size is a share of them).
+COUNTRY_USERS = {"US": 90_000_000, "CA": 10_000_000, "GB": 15_000_000}
+OTHER_COUNTRY_USERS = 10_000_000
+
+
+def lookalike_figures(
+    rule: dict[str, object], created: float, *, now: float, delay: float
+) -> tuple[str, int | None]:
+    """(status, size) of an ACTALIKE audience: INITIALIZING, size null, for ``delay`` seconds
+    after its creation (whether Pinterest fills the size at once is not known), then READY
+    with ``percentage`` percent of the country's users (``COUNTRY_USERS``; 10,000,000 for a
+    country the emulator was told to offer besides those)."""
+    if now < created + delay:
+        return "INITIALIZING", None
+    users = COUNTRY_USERS.get(str(rule.get("country")), OTHER_COUNTRY_USERS)
+    percentage = rule.get("percentage")
+    share = int(percentage) if isinstance(percentage, int | str) else 0
+    return "READY", users * share // 100

@@ -134,6 +134,11 @@ class Operations:
                 c, now=self.clock(), minimum=self.options.min_matched_users
             )
             status = a.status or status  # a removed audience stays REMOVED
+        elif a.audience_type == "ACTALIKE":
+            status, size = matching.lookalike_figures(
+                a.rule, a.created_timestamp, now=self.clock(), delay=self.options.matching_delay
+            )
+            status = a.status or status
         return {
             "ad_account_id": a.ad_account_id,
             "audience_type": a.audience_type,
@@ -229,6 +234,8 @@ class Operations:
                     "Customer list is too small to create an audience "
                     f"({c.matched} < {self.options.min_matched_users} matched users).",
                 )
+        elif body["audience_type"] == "ACTALIKE":
+            self._check_lookalike(account, rule)
         a = self.model.create_audience(
             account,
             body["name"],
@@ -238,6 +245,43 @@ class Operations:
             now=int(self.clock()),
         )
         return Outcome(200, self.audience_view(a))
+
+    def _check_lookalike(self, account: str, rule: Json) -> None:
+        """An ACTALIKE rule as Pinterest describes it, strictly: seeds that are audiences of
+        the account, not REMOVED, each with ``min_seed_size`` matched users; a country the
+        emulator offers; a percentage from 1 to 10."""
+        code = self.options.invalid_rule_code
+        seeds = rule.get("seed_id")
+        if not isinstance(seeds, list) or not seeds:
+            raise ApiError(400, code, "rule.seed_id must list the seed audience ids.")
+        for seed_id in seeds:
+            seed = self.model.audiences.get(account, {}).get(str(seed_id))
+            if seed is None:
+                raise ApiError(400, code, f"Seed audience {seed_id} not found in this account.")
+            view = self.audience_view(seed)
+            if view["status"] == "REMOVED":
+                raise ApiError(400, code, f"Seed audience {seed_id} was removed.")
+            size = view["size"] or 0
+            if size < self.options.min_seed_size:
+                raise ApiError(
+                    self.options.too_small_status,
+                    self.options.too_small_code,
+                    f"Seed audience {seed_id} is too small to create a lookalike audience "
+                    f"({size} < {self.options.min_seed_size} matched users).",
+                )
+        countries = {c.strip() for c in self.options.lookalike_countries.split(",") if c.strip()}
+        if rule.get("country") not in countries:
+            offered = ", ".join(sorted(countries))
+            raise ApiError(
+                400, code, f"Country {rule.get('country')!r} is not available ({offered})."
+            )
+        percentage = rule.get("percentage")
+        if (
+            not isinstance(percentage, int)
+            or isinstance(percentage, bool)
+            or not (1 <= percentage <= 10)
+        ):
+            raise ApiError(400, code, "Percentage should be 1-10.")
 
     def op_audiences_get(self, p: PathParams, q: Json, body: Any) -> Outcome:
         a = self.model.get_audience(p["ad_account_id"], p["audience_id"])
@@ -263,13 +307,18 @@ class Operations:
 
     # ---- OAuth
 
+    def app_authenticated(self, basic: tuple[str, str] | None) -> bool:
+        """Whether HTTP Basic credentials are the app's id and secret."""
+        options = self.options
+        return basic is not None and (
+            secrets.compare_digest(basic[0], options.client_id)
+            and secrets.compare_digest(basic[1], options.client_secret)
+        )
+
     def oauth_token(self, body: Json, basic: tuple[str, str] | None) -> Outcome:
         """``POST /oauth/token``: exchange a refresh token, app id and secret as Basic auth."""
         options, tokens = self.options, self.model.tokens
-        if basic is None or not (
-            secrets.compare_digest(basic[0], options.client_id)
-            and secrets.compare_digest(basic[1], options.client_secret)
-        ):
+        if not self.app_authenticated(basic):
             return Outcome(401, dict(AUTH_FAILED))
         if body.get("grant_type") != "refresh_token":
             return Outcome(400, {"code": 1, "message": "Unsupported grant_type."})
@@ -282,7 +331,7 @@ class Operations:
         scopes = granted.scopes  # a refreshed token has the refresh token's scopes, or fewer
         if body.get("scope"):
             scopes = scopes & parse_scopes(str(body["scope"]))
-        access = tokens.issue_access(scopes)
+        access = tokens.issue_access(scopes, ad_accounts=granted.ad_accounts)
         refresh = old
         if str(body.get("continuous_refresh", "")).lower() == "true":
             expires_at = now + options.refresh_token_expires_in

@@ -15,6 +15,7 @@ DEFAULT_REFRESH_TOKEN = "test-refresh-token"  # noqa: S105 - a fixture value
 DEFAULT_CLIENT_ID = "test-client-id"
 DEFAULT_CLIENT_SECRET = "test-client-secret"  # noqa: S105 - a fixture value
 DEFAULT_SCOPE = "ads:read,ads:write"
+DEFAULT_AD_ACCOUNT = "549755885175"  # the account of the README and the tests
 SIXTY_DAYS = 60 * 24 * 3600
 ACCESS_TOKEN_EXPIRES_IN = 30 * 24 * 3600
 TOO_SMALL_CODE = 2613
@@ -24,8 +25,26 @@ ONE_MEGABYTE = 1_048_576
 ALIASES = {"min_audience_size": "min_matched_users"}
 
 
-def _option(default: Any, help: str, *, runtime: bool = True) -> Any:
-    return field(default=default, metadata={"help": help, "runtime": runtime})
+# How the emulator refuses an ad account the token may not use (FACTS.md: code 29, "not
+# permitted", with 403; code 2, "ad account not found"; which one Pinterest answers is not known).
+AD_ACCOUNT_REFUSALS = {
+    "forbidden": (403, 29, "You are not permitted to access that resource."),
+    "not_found": (404, 2, "AdAccount not found."),
+}
+
+
+def _option(
+    default: Any,
+    help: str,
+    *,
+    runtime: bool = True,
+    flag: str | None = None,
+    choices: tuple[str, ...] = (),
+) -> Any:
+    """An option; ``flag`` names its command-line flag when not the name with dashes,
+    ``choices`` the values a text option may take."""
+    metadata = {"help": help, "runtime": runtime, "flag": flag, "choices": choices}
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -55,6 +74,22 @@ class Options:
     )
     too_small_code: int = _option(
         TOO_SMALL_CODE, "error code refusing an audience for a TOO_SMALL list (not known)"
+    )
+    lookalike_countries: str = _option(
+        "US,CA,GB",
+        "countries an ACTALIKE (lookalike) audience may target, comma-separated (Pinterest "
+        "names US, CA and GB; its full list is not known); others are answered 400",
+    )
+    min_seed_size: int = _option(
+        100,
+        "an ACTALIKE audience's seeds each need at least this many matched users, else 400 "
+        "with too_small_status and too_small_code (Pinterest's lowest seed size is not known; "
+        "100, the minimum of an audience, is assumed)",
+    )
+    invalid_rule_code: int = _option(
+        2625,
+        "error code of a 400 refusing an ACTALIKE rule: a seed that is not an audience of the "
+        "account or was REMOVED, a country not offered, a percentage out of 1-10 (not known)",
     )
     cumulative_exceptions: bool = _option(
         False,
@@ -92,6 +127,20 @@ class Options:
         "scopes of the initial tokens and of the tokens refreshed from them (comma-separated); "
         "a call needing a scope its token lacks is answered 401 code 3",
     )
+    ad_accounts: tuple[str, ...] = _option(
+        (DEFAULT_AD_ACCOUNT,),
+        "ad accounts the tokens may use (repeatable: --ad-account 1 --ad-account 2; a token "
+        "added through POST /_emulator/tokens may bring its own); a call under any other ad "
+        "account is refused as --ad-account-refusal says",
+        flag="ad-account",
+    )
+    ad_account_refusal: str = _option(
+        "forbidden",
+        "the answer to a call under an ad account its token may not use: forbidden (403, "
+        "code 29, not permitted) or not_found (404, code 2, ad account not found); which one "
+        "Pinterest gives is not known",
+        choices=tuple(AD_ACCOUNT_REFUSALS),
+    )
     # ---- tokens
     token_lifetime: int | None = _option(
         None, "access tokens expire after this many successful calls (none: never)"
@@ -109,6 +158,11 @@ class Options:
     page_size: int = _option(2, "items per page when a list call gives no page_size")
     latency: float = _option(0.0, "seconds added to every API request")
     record_bodies: bool = _option(True, "keep request bodies in the request log")
+    head_and_options: bool = _option(
+        False,
+        "answer HEAD as GET without a body and OPTIONS with 204 and an Allow header (not "
+        "known); off, both are answered 405 like any method the OpenAPI file does not list",
+    )
 
     def __post_init__(self) -> None:
         for spec in dataclasses.fields(self):
@@ -137,8 +191,14 @@ class Options:
     def runtime_view(self) -> Json:
         """The options that can change at run time, JSON-ready."""
         return {
-            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata["runtime"]
+            f.name: _json_ready(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.metadata["runtime"]
         }
+
+    def ad_account_refusal_answer(self) -> tuple[int, int, str]:
+        """(HTTP status, code, message) refusing an ad account the token may not use."""
+        return AD_ACCOUNT_REFUSALS[self.ad_account_refusal]
 
 
 class OptionAttribute:
@@ -162,11 +222,27 @@ def option_fields() -> list[dataclasses.Field[Any]]:
     return list(dataclasses.fields(Options))
 
 
+def option_flag(spec: dataclasses.Field[Any]) -> str:
+    """The command-line flag of an option (``--matching-delay``, ``--ad-account``)."""
+    return "--" + (spec.metadata["flag"] or spec.name.replace("_", "-"))
+
+
+def shown_default(spec: dataclasses.Field[Any]) -> str:
+    """An option's default as the docs and ``--help`` show it."""
+    if isinstance(spec.default, tuple):
+        return ", ".join(spec.default)
+    return str(spec.default)
+
+
 def describe_options() -> str:
     """One paragraph per option: name, default, what it does (for docs and docstrings)."""
     return "\n".join(
-        f"{f.name} (default {f.default!r}): {f.metadata['help']}" for f in option_fields()
+        f"{f.name} (default {shown_default(f)}): {f.metadata['help']}" for f in option_fields()
     )
+
+
+def _json_ready(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _checked(spec: dataclasses.Field[Any], value: Any) -> Any:
@@ -175,12 +251,28 @@ def _checked(spec: dataclasses.Field[Any], value: Any) -> Any:
         return None
     if kind.startswith("bool"):
         return _boolean(value)
+    if kind.startswith("tuple"):
+        return ad_account_ids(spec.name, value)
     if kind.startswith(("int", "float")):
         number = int(value) if kind.startswith("int") else float(value)
         if number < 0 or (spec.name == "match_fraction" and number > 1):
             raise ValueError(f"option {spec.name!r} is out of range: {value!r}")
         return number
-    return str(value)
+    text = str(value)
+    if spec.metadata["choices"] and text not in spec.metadata["choices"]:
+        allowed = ", ".join(spec.metadata["choices"])
+        raise ValueError(f"option {spec.name!r} must be one of {allowed}: {value!r}")
+    return text
+
+
+def ad_account_ids(name: str, value: Any) -> tuple[str, ...]:
+    """Ad account ids (digits) from a list, or from one text with commas or spaces."""
+    text = isinstance(value, str | int)
+    items = str(value).replace(",", " ").split() if text else list(value)
+    ids = tuple(dict.fromkeys(str(item).strip() for item in items))
+    if not all(item.isdigit() and item.isascii() for item in ids):
+        raise ValueError(f"option {name!r} takes ad account ids made of digits: {value!r}")
+    return ids
 
 
 def _boolean(value: Any) -> bool:

@@ -1,7 +1,10 @@
 """One API request from bytes to answer, everything but the socket. In order: latency,
-faults, the operation in the spec, the body limit (413), the spec check of the request,
-authentication (401 code 2), scopes (401 code 3), quotas (429 code 8), the operation, the
-spec check of the answer, the request log."""
+faults, the operation in the spec (404; 405 with ``Allow`` for a method its path does not
+have), the body limit (413), authentication (401 code 2: a bearer token, or the app's HTTP
+Basic credentials for the token call), the spec check of the request (400), scopes (401 code
+3), quotas (429 code 8), the ad account (403 code 29 or 404 code 2 for one the token may not
+use), the operation, the spec check of the answer, the request log. A request that fails the
+spec check is recorded as a spec violation even when authentication refuses it first."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from .options import Options
 from .outcome import ApiError, Json, Outcome
 from .quotas import Quotas
 from .request_log import RecordedRequest, redact
-from .spec import Operation, Spec, parse_body
+from .spec import CheckedRequest, Operation, Spec, parse_body
 
 logger = logging.getLogger(__name__)
 
@@ -135,12 +138,15 @@ class Pipeline:
         if "status" in kinds:
             return status_fault_outcome(kinds["status"].params)
 
-        op, path_known = self.spec.match(method, path)
+        if method == "OPTIONS" and self.options.head_and_options:
+            allowed = self._allowed(path)
+            if allowed:
+                return Outcome(204, None, headers={"Allow": ", ".join(allowed)})
+        spec_method = "GET" if method == "HEAD" and self.options.head_and_options else method
+        op, path_known = self.spec.match(spec_method, path)
         if op is None:
             if path_known:
-                text = f"{method} {path}: method not allowed by the spec"
-                self.violation(text)
-                return Outcome(405, {"code": 1, "message": text})
+                return self._not_allowed(method, path)
             text = f"{method} {path}: no such operation in the spec"
             self.violation(text)
             return Outcome(404, {"code": 404, "message": text})
@@ -156,38 +162,81 @@ class Pipeline:
             self._check_response(op, outcome)
             return outcome
         checked = self.spec.check_request(op, path, raw_query, content_type, raw_body)
+        invalid: Outcome | None = None
         if checked.errors:
             text = f"{method} {path} ({op.operation_id}): " + "; ".join(checked.errors)
             self.violation(text)
-            return Outcome(400, {"code": 1, "message": text})
+            invalid = Outcome(400, {"code": 1, "message": text})
 
-        token: str | None = None
-        tokens = self.model.tokens
         with self._lock:
-            if op.operation_id == "oauth/token":  # counts against the daily quota, as all
-                outcome = self.quotas.admit(op.ratelimit_category) or self._oauth_token(
-                    checked.body, basic_credentials(headers)
-                )
-            else:
-                token = bearer_token(headers)
-                if token is None or token not in tokens.access:
-                    outcome = Outcome(401, dict(AUTH_FAILED))
-                    token = None
-                elif missing := tokens.missing_scopes(token, op.scopes):
-                    outcome = Outcome(401, _missing_scopes(missing))
-                else:
-                    outcome = self.quotas.admit(op.ratelimit_category) or self._run(
-                        op, checked.path_params, checked.query, checked.body
-                    )
-                    if 200 <= outcome.status < 300:
-                        tokens.count_call(token, self.options.token_lifetime)
-            if token is not None and "expire_token" in kinds:
-                tokens.revoke_access(token)
+            refused, token = self._authenticate(op, headers)
+            outcome = refused or invalid or self._authorized(op, token, checked, headers)
+            if token is not None and invalid is None and "expire_token" in kinds:
+                self.model.tokens.revoke_access(token)
         self._check_response(op, outcome)
         if "drop_after" in kinds:
             record.fault = "drop_after"
             outcome.drop = True
         return outcome
+
+    def _allowed(self, path: str) -> list[str]:
+        """The methods the spec has for ``path`` (with HEAD and OPTIONS when answered)."""
+        methods = self.spec.methods_at(path)
+        if methods and self.options.head_and_options:
+            methods = [*methods, *(["HEAD"] if "GET" in methods else []), "OPTIONS"]
+        return methods
+
+    def _not_allowed(self, method: str, path: str) -> Outcome:
+        """405 for a method the spec does not have at a path it knows, with ``Allow``."""
+        allowed = ", ".join(self._allowed(path))
+        text = f"{method} {path}: method not allowed by the spec"
+        self.violation(text)
+        return Outcome(
+            405, {"code": 1, "message": f"{text} (allowed: {allowed})"}, headers={"Allow": allowed}
+        )
+
+    def _authenticate(
+        self, op: Operation, headers: dict[str, str]
+    ) -> tuple[Outcome | None, str | None]:
+        """(401 or None, the bearer token): the token call authenticates the app (HTTP Basic),
+        every other call a valid access token. Call under the lock."""
+        if op.operation_id == "oauth/token":
+            if self.operations.app_authenticated(basic_credentials(headers)):
+                return None, None
+            return Outcome(401, dict(AUTH_FAILED)), None
+        token = bearer_token(headers)
+        if token is None or token not in self.model.tokens.access:
+            return Outcome(401, dict(AUTH_FAILED)), None
+        return None, token
+
+    def _authorized(
+        self, op: Operation, token: str | None, checked: CheckedRequest, headers: dict[str, str]
+    ) -> Outcome:
+        """An authenticated, valid request: scopes, quotas, the ad account, the operation.
+        Call under the lock."""
+        if token is None:  # the token call counts against the daily quota, as all calls
+            return self.quotas.admit(op.ratelimit_category) or self._oauth_token(
+                checked.body, basic_credentials(headers)
+            )
+        tokens = self.model.tokens
+        if missing := tokens.missing_scopes(token, op.scopes):
+            return Outcome(401, _missing_scopes(missing))
+        outcome = (
+            self.quotas.admit(op.ratelimit_category)
+            or self._account_refusal(token, checked.path_params)
+            or self._run(op, checked.path_params, checked.query, checked.body)
+        )
+        if 200 <= outcome.status < 300:
+            tokens.count_call(token, self.options.token_lifetime)
+        return outcome
+
+    def _account_refusal(self, token: str, path_params: dict[str, str]) -> Outcome | None:
+        """The refusal of a call under an ad account ``token`` may not use, else None."""
+        account = path_params.get("ad_account_id")
+        if account is None or self.model.tokens.may_use(token, account, self.options.ad_accounts):
+            return None
+        status, code, message = self.options.ad_account_refusal_answer()
+        return Outcome(status, {"code": code, "message": message})
 
     def _run(self, op: Operation, p: dict[str, str], q: Json, body: Any) -> Outcome:
         handler = self.operations.handler(op.operation_id)

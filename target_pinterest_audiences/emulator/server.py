@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from .options import (
     TOO_SMALL_CODE,
     OptionAttribute,
     Options,
+    ad_account_ids,
     describe_options,
 )
 from .outcome import Json, Outcome
@@ -77,6 +79,9 @@ class PinterestEmulator:
     min_audience_size = OptionAttribute("min_matched_users")  # the old name
     too_small_status = OptionAttribute()
     too_small_code = OptionAttribute()
+    lookalike_countries = OptionAttribute()
+    min_seed_size = OptionAttribute()
+    invalid_rule_code = OptionAttribute()
     cumulative_exceptions = OptionAttribute()
     max_body_bytes = OptionAttribute()
     body_too_large_code = OptionAttribute()
@@ -86,12 +91,15 @@ class PinterestEmulator:
     ads_write_per_minute = OptionAttribute()
     ads_read_per_minute = OptionAttribute()
     scope = OptionAttribute()
+    ad_accounts = OptionAttribute()
+    ad_account_refusal = OptionAttribute()
     refresh_token_expires_in = OptionAttribute()
     client_id = OptionAttribute()  # fixed at construction, as client_secret
     client_secret = OptionAttribute()
     page_size = OptionAttribute()
     latency = OptionAttribute()
     record_bodies = OptionAttribute()
+    head_and_options = OptionAttribute()
 
     def __init__(
         self,
@@ -284,17 +292,37 @@ class PinterestEmulator:
         with self._lock:
             return self.model.tokens.valid_refresh(int(time.time()))
 
-    def add_access_token(self, token: str, *, scope: str | None = None) -> None:
-        """A valid access token with ``scope`` (default: the ``scope`` option)."""
+    def add_access_token(
+        self,
+        token: str,
+        *,
+        scope: str | None = None,
+        ad_accounts: Iterable[str] | None = None,
+    ) -> None:
+        """A valid access token with ``scope`` (default: the ``scope`` option) that may use
+        ``ad_accounts`` (default: those of the ``ad_accounts`` option, whenever they change)."""
         with self._lock:
-            self.model.tokens.add_access(token, parse_scopes(scope or self.options.scope))
+            self.model.tokens.add_access(
+                token,
+                parse_scopes(scope or self.options.scope),
+                ad_accounts=_own_accounts(ad_accounts),
+            )
 
-    def add_refresh_token(self, token: str, *, scope: str | None = None) -> None:
-        """A valid refresh token; the tokens refreshed with it get its ``scope``."""
+    def add_refresh_token(
+        self,
+        token: str,
+        *,
+        scope: str | None = None,
+        ad_accounts: Iterable[str] | None = None,
+    ) -> None:
+        """A valid refresh token; the tokens refreshed with it get its ``scope`` and
+        ``ad_accounts`` (defaults as for ``add_access_token``)."""
         with self._lock:
             expires = int(time.time()) + self.options.refresh_token_expires_in
             scopes = parse_scopes(scope or self.options.scope)
-            self.model.tokens.add_refresh(token, scopes, expires_at=expires)
+            self.model.tokens.add_refresh(
+                token, scopes, expires_at=expires, ad_accounts=_own_accounts(ad_accounts)
+            )
 
     def issued_tokens(self) -> list[str]:
         """Every access and refresh token the token call issued since the last reset (so a
@@ -450,3 +478,10 @@ PinterestEmulator.__doc__ = (
 
 def _token_set(tokens: set[str] | frozenset[str] | None, default: str) -> set[str]:
     return set(tokens) if tokens is not None else {default}
+
+
+def _own_accounts(ad_accounts: Iterable[str] | None) -> frozenset[str] | None:
+    """A token's own ad accounts, checked as the option's are (None: the option's)."""
+    if ad_accounts is None:
+        return None
+    return frozenset(ad_account_ids("ad_accounts", ad_accounts))

@@ -379,6 +379,10 @@ class Spec:
                     return op, True
         return None, path_known
 
+    def methods_at(self, path: str) -> list[str]:
+        """The methods the spec has for ``path`` (none: a path it does not know)."""
+        return sorted({op.method for op in self.operations if op.regex.match(path)})
+
     def check_request(
         self,
         op: Operation,

@@ -1,5 +1,8 @@
-"""OAuth tokens the emulator accepts: access tokens (with their scopes and the calls made
-with them) and refresh tokens (with their scopes and expiry)."""
+"""OAuth tokens the emulator accepts: access tokens (with their scopes, the ad accounts they
+may use and the calls made with them) and refresh tokens (with their scopes, ad accounts and
+expiry). A token's ad accounts are its own when it was given some (``POST /_emulator/tokens``
+with ``ad_accounts``), else the ``ad_accounts`` option's; a refreshed token has those of its
+refresh token."""
 
 from __future__ import annotations
 
@@ -20,16 +23,21 @@ def format_scopes(scopes: frozenset[str]) -> str:
     return ",".join(sorted(scopes))
 
 
+AdAccounts = frozenset[str] | None  # None: the ad accounts of the `ad_accounts` option
+
+
 @dataclass
 class AccessToken:
     scopes: frozenset[str]
     calls: int = 0  # successful calls made with it
+    ad_accounts: AdAccounts = None
 
 
 @dataclass
 class RefreshToken:
     scopes: frozenset[str]
     expires_at: int  # unix seconds
+    ad_accounts: AdAccounts = None
 
 
 class Tokens:
@@ -65,17 +73,31 @@ class Tokens:
     def valid_refresh(self, now: int) -> set[str]:
         return {t for t, r in self.refresh.items() if r.expires_at > now}
 
-    def add_access(self, token: str, scopes: frozenset[str]) -> None:
-        self.access[token] = AccessToken(scopes)
+    def add_access(
+        self, token: str, scopes: frozenset[str], *, ad_accounts: AdAccounts = None
+    ) -> None:
+        self.access[token] = AccessToken(scopes, ad_accounts=ad_accounts)
 
-    def add_refresh(self, token: str, scopes: frozenset[str], *, expires_at: int) -> None:
-        self.refresh[token] = RefreshToken(scopes, expires_at)
+    def add_refresh(
+        self,
+        token: str,
+        scopes: frozenset[str],
+        *,
+        expires_at: int,
+        ad_accounts: AdAccounts = None,
+    ) -> None:
+        self.refresh[token] = RefreshToken(scopes, expires_at, ad_accounts)
 
     def revoke_access(self, token: str) -> None:
         self.access.pop(token, None)
 
     def missing_scopes(self, token: str, needed: tuple[str, ...]) -> list[str]:
         return [s for s in needed if s not in self.access[token].scopes]
+
+    def may_use(self, token: str, ad_account: str, default: tuple[str, ...]) -> bool:
+        """Whether ``token`` may act on ``ad_account`` (``default``: the option's accounts)."""
+        own = self.access[token].ad_accounts
+        return ad_account in (default if own is None else own)
 
     def count_call(self, token: str, lifetime: int | None) -> None:
         """One successful call made with ``token``; it expires after ``lifetime`` of them."""
@@ -84,27 +106,33 @@ class Tokens:
         if lifetime is not None and entry.calls >= lifetime:
             del self.access[token]
 
-    def issue_access(self, scopes: frozenset[str]) -> str:
+    def issue_access(self, scopes: frozenset[str], *, ad_accounts: AdAccounts = None) -> str:
         token = "pina_" + secrets.token_urlsafe(24)
-        self.access[token] = AccessToken(scopes)
+        self.access[token] = AccessToken(scopes, ad_accounts=ad_accounts)
         self.issued.append(token)
         return token
 
     def rotate_refresh(self, old: str, *, expires_at: int) -> str:
-        """A new refresh token, with the scopes of ``old``, replaces it (continuous refresh)."""
+        """A new refresh token, with the scopes and ad accounts of ``old``, replaces it
+        (continuous refresh)."""
         new = "pinr_" + secrets.token_urlsafe(24)
-        self.refresh[new] = RefreshToken(self.refresh.pop(old).scopes, expires_at)
+        previous = self.refresh.pop(old)
+        self.refresh[new] = RefreshToken(previous.scopes, expires_at, previous.ad_accounts)
         self.issued.append(new)
         return new
 
     def dump(self) -> Json:
         return {
             "access_tokens": {
-                t: {"calls": a.calls, "scope": format_scopes(a.scopes)}
+                t: {"calls": a.calls, "scope": format_scopes(a.scopes), **_accounts(a.ad_accounts)}
                 for t, a in self.access.items()
             },
             "refresh_tokens": {
-                t: {"expires_at": r.expires_at, "scope": format_scopes(r.scopes)}
+                t: {
+                    "expires_at": r.expires_at,
+                    "scope": format_scopes(r.scopes),
+                    **_accounts(r.ad_accounts),
+                }
                 for t, r in self.refresh.items()
             },
         }
@@ -120,11 +148,21 @@ class Tokens:
         def number(entry: Any, key: str) -> int:
             return int(entry[key]) if isinstance(entry, dict) else int(entry)
 
+        def accounts(entry: Any) -> AdAccounts:
+            if isinstance(entry, dict) and "ad_accounts" in entry:
+                return frozenset(str(a) for a in entry["ad_accounts"])
+            return None
+
         self.access = {
-            str(t): AccessToken(scopes(e), number(e, "calls"))
+            str(t): AccessToken(scopes(e), number(e, "calls"), accounts(e))
             for t, e in data.get("access_tokens", {}).items()
         }
         self.refresh = {
-            str(t): RefreshToken(scopes(e), number(e, "expires_at"))
+            str(t): RefreshToken(scopes(e), number(e, "expires_at"), accounts(e))
             for t, e in data.get("refresh_tokens", {}).items()
         }
+
+
+def _accounts(ad_accounts: AdAccounts) -> Json:
+    """A token's own ad accounts for a state file (nothing when it has the option's)."""
+    return {} if ad_accounts is None else {"ad_accounts": sorted(ad_accounts)}

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from target_pinterest_audiences.ledger.base import Ledger
+from target_pinterest_audiences.ledger.base import Ledger, UploadTally
 from target_pinterest_audiences.ledger.diff import MembershipDiff, Partitioned
 from target_pinterest_audiences.ledger.errors import LedgerBusy, LedgerError
 from target_pinterest_audiences.ledger.tokens import LedgerTokenStore, StoredRefreshToken
@@ -33,6 +33,7 @@ __all__ = [
     "MembershipDiff",
     "Partitioned",
     "StoredRefreshToken",
+    "UploadTally",
     "open_ledger",
 ]
 

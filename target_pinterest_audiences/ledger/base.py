@@ -17,6 +17,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,7 +25,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from target_pinterest_audiences.ledger.blobs import DIGEST_SIZE, as_blob
 from target_pinterest_audiences.ledger.diff import MembershipDiff, Partitioned, merge, partitions
-from target_pinterest_audiences.ledger.errors import LedgerError
+from target_pinterest_audiences.ledger.errors import LedgerBusy, LedgerError
 from target_pinterest_audiences.ledger.schema import MEMBERS, UPLOADS, Schema, ensure_schema
 from target_pinterest_audiences.ledger.tokens import LedgerTokenStore
 from target_pinterest_audiences.ledger.url import SETTING, describe_url
@@ -53,6 +54,8 @@ class Ledger(ABC):
         self._engine: Engine | None = None
         self._ready = False
         self._ready_lock = threading.Lock()
+        self._local_guard = threading.Lock()
+        self._local_locks: dict[tuple[str, str], threading.Lock] = {}
 
     # ---- what a back end provides ---------------------------------------------------
 
@@ -204,7 +207,24 @@ class Ledger(ABC):
                 "finish and run again, or point the runs at different lists"
             )
 
-        return self._hold(ad_account_id, list_key, wait_seconds=wait_seconds, busy=busy)
+        return self._exclusive(ad_account_id, list_key, wait_seconds=wait_seconds, busy=busy)
+
+    @contextmanager
+    def _exclusive(
+        self, scope: str, name: str, *, wait_seconds: float, busy: Callable[[str], str]
+    ) -> Iterator[None]:
+        """`_hold`, after the threads of this process that want the same lock: streams syncing
+        side by side may lock one list (by name and by id), and a back end's lock may be
+        re-entrant within the process (PostgreSQL's advisory locks are, per session)."""
+        with self._local_guard:
+            local = self._local_locks.setdefault((scope, name), threading.Lock())
+        if not local.acquire(timeout=max(0.0, wait_seconds)):
+            raise LedgerBusy(busy("; another stream of this run holds it"))
+        try:
+            with self._hold(scope, name, wait_seconds=wait_seconds, busy=busy):
+                yield
+        finally:
+            local.release()
 
     # ---- members --------------------------------------------------------------------
 
@@ -259,44 +279,81 @@ class Ledger(ABC):
 
     # ---- what the ledger can account for ----------------------------------------------
 
-    def note_uploaded(self, ad_account_id: str, list_key: str, count: int) -> None:
-        """Add ``count`` to the list's tally of records uploaded minus records removed.
-
-        Its own small transaction. The sync layer notes an ADD call's records before the call
-        is sent and right after a create, and a REMOVE call's (negative) once Pinterest
-        accepted it, so that the tally errs towards more than Pinterest's own counters show.
-        A list whose tally is unknown (recorded by a version-1 ledger) stays unknown: what was
-        uploaded before cannot be recovered.
-        """
-        if count == 0:
-            return
-        with self._translated("noting uploaded records"), self._write() as conn:
-            conn.execute(
-                sa.text(
-                    f"INSERT INTO {UPLOADS} (ad_account_id, list_key, uploaded) "  # noqa: S608
-                    "VALUES (:a, :l, :n) ON CONFLICT (ad_account_id, list_key) DO UPDATE "
-                    f"SET uploaded = {UPLOADS}.uploaded + excluded.uploaded"
-                ),
-                {"a": ad_account_id, "l": list_key, "n": int(count)},
-            )
-
-    def uploaded(self, ad_account_id: str, list_key: str) -> int | None:
-        """Records the target uploaded to the list minus those it removed; ``None`` when unknown.
-
-        Unknown: the list was recorded by a version-1 ledger, which did not count uploads.
-        A list the ledger never heard of has 0.
-        """
-        with self._translated("reading uploaded records"), self._read() as conn:
+    def upload_tally(self, ad_account_id: str, list_key: str) -> UploadTally:
+        """What the ledger knows of the records uploaded to the list (schema.py, version 3)."""
+        with self._translated("reading the upload tally", members=False), self._read() as conn:
             row = conn.execute(
                 sa.text(
-                    f"SELECT uploaded FROM {UPLOADS} "  # noqa: S608
+                    f"SELECT accounted, uploaded, warned FROM {UPLOADS} "  # noqa: S608
                     "WHERE ad_account_id = :a AND list_key = :l"
                 ),
                 {"a": ad_account_id, "l": list_key},
             ).first()
         if row is None:
-            return 0
-        return None if row[0] is None else int(row[0])
+            return UploadTally(accounted=0, legacy_net=None, warned=0, recorded=False)
+        accounted, legacy, warned = row
+        return UploadTally(
+            accounted=None if accounted is None else int(accounted),
+            legacy_net=None if legacy is None else int(legacy),
+            warned=int(warned or 0),
+            recorded=True,
+        )
+
+    def note_accounted(self, ad_account_id: str, list_key: str, count: int) -> None:
+        """Add ``count`` records to what the target accounts for of the list's uploads.
+
+        Its own small transaction. The sync layer notes an ADD call's records before the call
+        is sent (and again before a call that may have been applied is sent again), so that
+        the tally errs towards more than Pinterest's counter shows, never towards a warning
+        about records the target sent itself.
+        """
+        if count == 0:
+            return
+        with self._translated("noting uploaded records", members=False), self._write() as conn:
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO {UPLOADS} (ad_account_id, list_key, accounted) "  # noqa: S608
+                    "VALUES (:a, :l, :n) ON CONFLICT (ad_account_id, list_key) DO UPDATE "
+                    f"SET accounted = COALESCE({UPLOADS}.accounted, 0) + excluded.accounted"
+                ),
+                {"a": ad_account_id, "l": list_key, "n": int(count)},
+            )
+
+    def settle_accounted(self, ad_account_id: str, list_key: str, accounted: int) -> None:
+        """Set the tally of a list recorded before version 3 (left alone once it is set)."""
+        with self._translated("noting uploaded records", members=False), self._write() as conn:
+            conn.execute(
+                sa.text(
+                    f"UPDATE {UPLOADS} SET accounted = :n "  # noqa: S608
+                    "WHERE ad_account_id = :a AND list_key = :l AND accounted IS NULL"
+                ),
+                {"a": ad_account_id, "l": list_key, "n": int(accounted)},
+            )
+
+    def note_warned(self, ad_account_id: str, list_key: str, records: int) -> None:
+        """The uploads from elsewhere that the latest mirror warning named (0: none)."""
+        with self._translated("noting a warning", members=False), self._write() as conn:
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO {UPLOADS} (ad_account_id, list_key, accounted, warned) "  # noqa: S608
+                    "VALUES (:a, :l, 0, :w) ON CONFLICT (ad_account_id, list_key) DO UPDATE "
+                    "SET warned = excluded.warned"
+                ),
+                {"a": ad_account_id, "l": list_key, "w": int(records)},
+            )
+
+    def take_as_handled(self, ad_account_id: str, list_key: str, records: int) -> None:
+        """The user removed the members a warning was about: its ``records`` are accounted
+        for from now on, and no warning is pending."""
+        with self._translated("noting uploaded records", members=False), self._write() as conn:
+            conn.execute(
+                sa.text(
+                    f"UPDATE {UPLOADS} SET warned = 0, "  # noqa: S608
+                    "accounted = COALESCE(accounted, 0) + :n "
+                    "WHERE ad_account_id = :a AND list_key = :l"
+                ),
+                {"a": ad_account_id, "l": list_key, "n": int(records)},
+            )
 
     # ---- the refresh token ------------------------------------------------------------
 
@@ -307,6 +364,16 @@ class Ledger(ABC):
         most ``wait_seconds`` for another run's refresh.
         """
         return LedgerTokenStore(self, key, wait_seconds=wait_seconds)
+
+
+@dataclass(frozen=True)
+class UploadTally:
+    """What the ledger holds of one list's uploads on Pinterest."""
+
+    accounted: int | None  # records the target accounts for; None: recorded before version 3
+    legacy_net: int | None  # version 2's uploads net of removals (None: version 1, or none)
+    warned: int  # uploads from elsewhere the latest mirror warning named; 0: none pending
+    recorded: bool  # False: the ledger never heard of the list (then accounted is 0)
 
 
 _KNOWN_COUNT = f"SELECT count(*) FROM {MEMBERS} WHERE ad_account_id = :a AND list_key = :l"  # noqa: S608

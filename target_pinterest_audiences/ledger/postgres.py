@@ -1,8 +1,10 @@
 """PostgreSQL back end, through psycopg 3 (``postgresql+psycopg://...``).
 
-A list's lock is a session-level advisory lock on a connection of its own: the server
-releases it as soon as the holder's session ends, however the holder died. A diff reads a
-list's members partition by partition, each concatenated by the server into one value.
+A list's lock is a session-level advisory lock: the server releases it as soon as the holder's
+session ends, however the holder died. One session holds every lock of the process (streams
+syncing side by side lock their lists on it), so locks cost one connection, not one each.
+A diff reads a list's members partition by partition, each concatenated by the server into
+one value.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,7 +38,8 @@ SCHEMA = Schema(
     "list_key text NOT NULL, member bytea NOT NULL, "
     "PRIMARY KEY (ad_account_id, list_key, member))",
     uploads=f"CREATE TABLE IF NOT EXISTS {UPLOADS} (ad_account_id text NOT NULL, "
-    "list_key text NOT NULL, uploaded bigint, PRIMARY KEY (ad_account_id, list_key))",
+    "list_key text NOT NULL, uploaded bigint, accounted bigint, "
+    "warned bigint NOT NULL DEFAULT 0, PRIMARY KEY (ad_account_id, list_key))",
     refresh_tokens=f"CREATE TABLE IF NOT EXISTS {REFRESH_TOKENS} (key text PRIMARY KEY, "
     "refresh_token text NOT NULL, expires_at double precision, "
     "issued_at double precision NOT NULL, configured_sha256 text NOT NULL)",
@@ -57,6 +61,8 @@ class PostgresLedger(Ledger):
     concurrent_writes = 2
 
     def __init__(self, url: URL) -> None:
+        self._locks: _LockSession | None = None
+        self._locks_guard = threading.Lock()
         try:
             import psycopg
         except ImportError:
@@ -88,41 +94,34 @@ class PostgresLedger(Ledger):
     def _hold(
         self, scope: str, name: str, *, wait_seconds: float, busy: Callable[[str], str]
     ) -> Iterator[None]:
-        engine = self._ensure()
         key = _lock_key(scope, name)
+        session = self._lock_session()
+        deadline = time.monotonic() + wait_seconds
         with self._translated("taking a ledger lock"):
-            conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        try:
-            deadline = time.monotonic() + wait_seconds
-            with self._translated("taking a ledger lock"):
-                while True:
-                    got = conn.execute(
-                        sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}
-                    ).scalar()
-                    if got:
-                        break
-                    if time.monotonic() >= deadline:
-                        raise LedgerBusy(
-                            busy(
-                                "; the lock is released as soon as that run's database session ends"
-                            )
-                        )
-                    time.sleep(self.poll_seconds)
-        except BaseException:
-            conn.invalidate()
-            conn.close()
-            raise
+            while not session.try_lock(key):
+                if time.monotonic() >= deadline:
+                    raise LedgerBusy(
+                        busy("; the lock is released as soon as that run's database session ends")
+                    )
+                time.sleep(self.poll_seconds)
         try:
             yield
         finally:
-            try:
-                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                conn.close()
-            except Exception:
-                # Closing the session releases the advisory lock anyway.
-                with contextlib.suppress(Exception):
-                    conn.invalidate()
-                    conn.close()
+            session.unlock(key)
+
+    def _lock_session(self) -> _LockSession:
+        engine = self._ensure()
+        with self._locks_guard:
+            if self._locks is None:
+                self._locks = _LockSession(
+                    lambda: engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                )
+            return self._locks
+
+    def close(self) -> None:
+        with self._locks_guard:
+            self._locks = None
+        super().close()
 
     # ---- diff ---------------------------------------------------------------------------
 
@@ -213,3 +212,58 @@ def _lock_key(scope: str, name: str) -> int:
     # newer run on one list still exclude each other.
     digest = hashlib.sha256(f"target-pinterest-audiences\0{scope}\0{name}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class _LockSession:
+    """The one database session that holds this process's advisory locks.
+
+    Thread-safe. Advisory locks are re-entrant within a session, so two threads of one process
+    must never ask for the same key at once: `Ledger.lock` excludes them in the process first.
+    The session opens with the first lock and closes once no lock is held.
+    """
+
+    def __init__(self, connect: Callable[[], Connection]) -> None:
+        self._connect = connect
+        self._mutex = threading.Lock()
+        self._conn: Connection | None = None
+        self._held = 0
+
+    def try_lock(self, key: int) -> bool:
+        with self._mutex:
+            if self._conn is None:
+                self._conn = self._connect()
+            try:
+                got = bool(
+                    self._conn.execute(
+                        sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}
+                    ).scalar()
+                )
+            except BaseException:
+                self._drop()
+                raise
+            self._held += got
+            if not self._held:
+                self._drop(close=True)
+            return got
+
+    def unlock(self, key: int) -> None:
+        with self._mutex:
+            self._held -= 1
+            if self._conn is None:
+                return  # the session died: the server released its locks already
+            try:
+                self._conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            except Exception:
+                self._drop()  # closing the session releases the advisory locks anyway
+                return
+            if not self._held:
+                self._drop(close=True)
+
+    def _drop(self, *, close: bool = False) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        with contextlib.suppress(Exception):
+            if not close:
+                conn.invalidate()
+            conn.close()

@@ -46,7 +46,8 @@ SCHEMA = Schema(
     "list_key TEXT NOT NULL, member BLOB NOT NULL, "
     "PRIMARY KEY (ad_account_id, list_key, member)) WITHOUT ROWID",
     uploads=f"CREATE TABLE IF NOT EXISTS {UPLOADS} (ad_account_id TEXT NOT NULL, "
-    "list_key TEXT NOT NULL, uploaded INTEGER, PRIMARY KEY (ad_account_id, list_key))",
+    "list_key TEXT NOT NULL, uploaded INTEGER, accounted INTEGER, "
+    "warned INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (ad_account_id, list_key))",
     refresh_tokens=f"CREATE TABLE IF NOT EXISTS {REFRESH_TOKENS} (key TEXT PRIMARY KEY, "
     "refresh_token TEXT NOT NULL, expires_at REAL, issued_at REAL NOT NULL, "
     "configured_sha256 TEXT NOT NULL)",

@@ -90,4 +90,4 @@ class LedgerTokenStore:
                 f"kept in {self.describe()} (waited {wait:g}s{detail}); run again once it is done"
             )
 
-        return self._ledger._hold(LOCK_SCOPE, self._key, wait_seconds=wait, busy=busy)
+        return self._ledger._exclusive(LOCK_SCOPE, self._key, wait_seconds=wait, busy=busy)

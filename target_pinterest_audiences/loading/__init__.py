@@ -1,26 +1,30 @@
 """The sync layer: streams' plans in, Pinterest calls out, STATE entries back. No Singer here.
 
-`run_streams` syncs (or dry-runs) every checked plan of a run with one `Session`; each stream
-succeeds or fails on its own, and the caller decides what to write.
+`start_session` checks the credentials against every ad account of the run before any input is
+read, and starts reading each account into its index; `run_streams` syncs (or dry-runs) every
+checked plan of the run, several side by side under one pacer (`schedule.py`), reads back once
+what Pinterest made of them (`figures.py`), and returns each stream's STATE entry or failure.
+
+Modules: `session` (what a run talks to), `account` (an ad account read once), `schedule`
+(streams side by side), `stream` (one stream's sync), `resolve` (find or create, never twice),
+`sender` (the calls of one list), `changes` (explicit and mirror mode), `figures` (the read-back),
+`report` (STATE entries and log lines).
 """
 
 from __future__ import annotations
 
 import logging
 import typing as t
-from dataclasses import dataclass, field
 
-from target_pinterest_audiences.errors import StreamFailed, StreamRefused, TargetError
+from target_pinterest_audiences.errors import TargetError
 from target_pinterest_audiences.ledger import LedgerError
-from target_pinterest_audiences.loading.report import log_read
+from target_pinterest_audiences.loading.figures import read_back
+from target_pinterest_audiences.loading.report import log_summary, state_entry
+from target_pinterest_audiences.loading.schedule import RunOutcome, sync_all
 from target_pinterest_audiences.loading.session import Session
 from target_pinterest_audiences.loading.stream import StreamSync
-from target_pinterest_audiences.pinterest import (
-    PinterestError,
-    PinterestScopeError,
-    QuotaExhausted,
-    api_url_problem,
-)
+from target_pinterest_audiences.pinterest import api_url_problem
+from target_pinterest_audiences.progress import RunProgress
 
 if t.TYPE_CHECKING:
     from target_pinterest_audiences.input.plan import StreamPlan
@@ -29,17 +33,10 @@ if t.TYPE_CHECKING:
 __all__ = ["RunOutcome", "Session", "run_streams", "start_session"]
 
 
-@dataclass
-class RunOutcome:
-    """The STATE entries of the streams that synced, and a message per stream that did not."""
-
-    entries: dict[str, dict[str, t.Any]] = field(default_factory=dict)
-    failures: list[str] = field(default_factory=list)
-
-
 def start_session(settings: Settings, logger: logging.Logger) -> Session:
-    """The run's session, checked before any input is read: one cheap read call proves the
-    token, the ad account and api_url (a dry run checks too), and the ledger opens."""
+    """The run's session, checked before any input is read: one cheap read call per ad account
+    proves the token, the account and api_url (a dry run checks too), and the ledger opens.
+    Then every account is read into its index in the background, while the input is read."""
     problem = api_url_problem(settings.api_url)
     if problem is not None:
         logger.warning("%s. Check the api_url setting.", problem)
@@ -48,9 +45,10 @@ def start_session(settings: Settings, logger: logging.Logger) -> Session:
     except LedgerError as error:  # the shared refresh token lives in the ledger database
         raise TargetError(str(error)) from None
     try:
-        session.client.check_access()
+        session.check_access()
         if settings.may_mirror:
             session.ledger().open()
+        session.start_reading_accounts()
     except LedgerError as error:
         session.close()
         raise TargetError(str(error)) from None
@@ -70,32 +68,45 @@ def run_streams(
 
     `previous`: the STATE entries of the last run by stream, when the tap handed them back.
     """
-    outcome = RunOutcome()
-    settings, logger = session.settings, session.logger
-    syncer = StreamSync(session)
-    stopped: PinterestError | None = None
-    for plan in plans:
-        if stopped is not None:
-            why = stopped.headline if isinstance(stopped, QuotaExhausted) else str(stopped)
-            outcome.failures.append(f"Stream '{plan.stream}' was not synced: {why.rstrip('.')}.")
-            continue
-        log_read(logger, plan)
-        try:
-            if settings.dry_run:
-                syncer.dry_run(plan)
-            else:
-                before = (previous or {}).get(plan.stream)
-                outcome.entries[plan.stream] = syncer.sync(
-                    plan, before if isinstance(before, dict) else None
-                )
-        except (StreamRefused, StreamFailed) as refused:
-            outcome.failures.append(str(refused))
-        except (QuotaExhausted, PinterestScopeError) as wall:
-            # Every later call would hit the same wall: stop here, say why once per stream.
-            outcome.failures.append(f"Stream '{plan.stream}' failed: {wall}")
-            stopped = wall
-        except (PinterestError, LedgerError) as error:
-            # Another run holds the list, Pinterest refused or stayed down: this stream fails
-            # with the message; the others still sync.
-            outcome.failures.append(f"Stream '{plan.stream}' failed: {error}")
+    logger = session.logger
+    progress = RunProgress(
+        logger,
+        total=len(plans),
+        stats=session.client.stats,
+        interval=session.settings.tuning.progress_interval_seconds,
+    )
+    with progress:
+        outcome = sync_all(session, StreamSync(session), plans, progress, previous)
+    figures, _ = read_back(
+        outcome.synced,
+        client_of=lambda account: session.client_for(account, "ad_account_id"),
+        index_of=session.index,
+        pool=session.calls,
+        logger=logger,
+    )
+    for synced in outcome.synced:
+        entry = state_entry(
+            synced.account,
+            synced.plan,
+            synced.resolved,
+            synced.audience_id,
+            synced.sent,
+            figures.get(synced.plan.stream),
+            synced.mirror,
+            synced.lookalikes,
+        )
+        outcome.entries[synced.plan.stream] = entry
+        log_summary(
+            logger,
+            synced.plan,
+            entry,
+            mirror=synced.mirror,
+            seconds=synced.seconds,
+            stats=synced.stats.snapshot(),
+        )
+    if len(plans) > 1 or outcome.failures:
+        progress.log_total(
+            added=sum(one.sent.added for one in outcome.synced),
+            removed=sum(one.sent.removed for one in outcome.synced),
+        )
     return outcome

@@ -2,21 +2,27 @@
 
 Explicit mode sends what the rows say: their adds and their removes. Mirror mode makes the
 list equal to the stream: it diffs the stream's members against the ledger of members Pinterest
-accepted before, sends the difference, and records each call in the ledger once Pinterest
-accepted it. Pinterest cannot list a list's members, so the ledger is the only memory of who is
-in it; a crash at any point leaves a ledger that the next run's diff completes.
+accepted before and sends the difference. Pinterest cannot list a list's members, so the
+ledger is the only memory of who is in it, and both modes keep it: each call is recorded once
+Pinterest accepted it (issue 20.1: so that mirror mode knows, and can remove, the members
+explicit runs sent). A crash at any point leaves a ledger that the next run completes.
 
 The ledger is written behind the calls, by a thread of its own (two on PostgreSQL), while the
 next calls go out (a database's work releases the GIL): a few confirmations may wait, never
 more than `PENDING_CONFIRMATIONS` per thread, and all are written before the stream's lock is
 released. A crash loses at most those, which Pinterest accepted and the next run sends again
 (membership is a set); the ledger still never holds a member Pinterest did not accept.
+
+Both modes also count, per list, the uploaded records they account for (`outside.py`): a
+mirror run warns while Pinterest's counter shows uploads from elsewhere, and an explicit run
+that removes members after such a warning takes the records it named as handled.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import typing as t
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -24,6 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from target_pinterest_audiences.errors import StreamRefused
 from target_pinterest_audiences.ledger import Partitioned
+from target_pinterest_audiences.loading.outside import Outside, accounted_for
 from target_pinterest_audiences.loading.report import MirrorFigures
 
 if t.TYPE_CHECKING:
@@ -51,60 +58,21 @@ class Changes(t.Protocol):
     def removes(self, chunk: int) -> Iterator[bytes]: ...
     def created(self, list_id: str, blob: bytes) -> None: ...  # the list came with these
     def before_send(self, list_id: str, operation: Operation, blob: bytes) -> None: ...
+    def resent(self, list_id: str, operation: Operation, blob: bytes) -> None: ...
     def too_large(self, list_id: str, operation: Operation, blob: bytes) -> None: ...
     def accepted(self, list_id: str, operation: Operation, blob: bytes) -> None: ...
 
 
 class Strategy(t.Protocol):
+    # Holds its list exclusively across runs (ledger locks): what it finds after taking the
+    # lock must come from a read made after that.
+    exclusive: bool
+
     def locked(self, plan: StreamPlan) -> t.ContextManager[None]: ...
     def locked_list(self, list_id: str) -> t.ContextManager[None]: ...
     def changes(
         self, plan: StreamPlan, resolved: ResolvedList | None, *, check: bool
     ) -> t.ContextManager[Changes]: ...
-
-
-class ExplicitChanges:
-    """Explicit mode: each row's action, as the stream's last row of each member says."""
-
-    def __init__(self, plan: StreamPlan) -> None:
-        self._plan = plan
-        self.add_count = plan.adds.count
-        self.remove_count = plan.removes.count
-        self.mirror: MirrorFigures | None = None
-
-    def adds(self, chunk: int) -> Iterator[bytes]:
-        return self._plan.adds.blobs(chunk)
-
-    def removes(self, chunk: int) -> Iterator[bytes]:
-        return self._plan.removes.blobs(chunk)
-
-    def created(self, list_id: str, blob: bytes) -> None:
-        return None  # nothing to remember
-
-    def before_send(self, list_id: str, operation: Operation, blob: bytes) -> None:
-        return None
-
-    def too_large(self, list_id: str, operation: Operation, blob: bytes) -> None:
-        return None
-
-    def accepted(self, list_id: str, operation: Operation, blob: bytes) -> None:
-        return None
-
-
-class Explicit:
-    """Explicit mode needs no lock and no memory."""
-
-    def locked(self, plan: StreamPlan) -> t.ContextManager[None]:
-        return contextlib.nullcontext()
-
-    def locked_list(self, list_id: str) -> t.ContextManager[None]:
-        return contextlib.nullcontext()
-
-    @contextlib.contextmanager
-    def changes(
-        self, plan: StreamPlan, resolved: ResolvedList | None, *, check: bool
-    ) -> Iterator[Changes]:
-        yield ExplicitChanges(plan)
 
 
 class LedgerWriter:
@@ -141,30 +109,21 @@ class LedgerWriter:
         self._pending.clear()
 
 
-class MirrorChanges:
-    """Mirror mode: the difference between the stream and the ledger, confirmed call by call."""
+class Recorder:
+    """What Pinterest accepted, recorded in the ledger behind the calls (both sync modes):
+    members added and removed, and the uploaded records the target accounts for."""
 
-    def __init__(
-        self, ledger: Ledger, account: str, diff: MembershipDiff, left_out: int,
-        writer: LedgerWriter,
-    ) -> None:  # fmt: skip
+    def __init__(self, ledger: Ledger, account: str, writer: LedgerWriter) -> None:
         self._ledger = ledger
         self._account = account
-        self._diff = diff
         self._writer = writer
         self._noted_ahead: dict[str, int] = {}  # per list: noted in the tally, not yet sent
-        self.add_count = diff.add_count
-        self.remove_count = diff.remove_count
-        self.mirror: MirrorFigures | None = MirrorFigures(diff.desired_count, left_out)
-
-    def adds(self, chunk: int) -> Iterator[bytes]:
-        return self._diff.adds(chunk)
-
-    def removes(self, chunk: int) -> Iterator[bytes]:
-        return self._diff.removes(chunk)
+        self._resent: dict[str, int] = {}  # per list: records sent again (sender threads)
+        self._resent_lock = threading.Lock()
+        self.removed = 0  # members whose REMOVE Pinterest accepted
 
     def created(self, list_id: str, blob: bytes) -> None:
-        self._ledger.note_uploaded(self._account, list_id, len(blob) // DIGEST_SIZE)
+        self._ledger.note_accounted(self._account, list_id, len(blob) // DIGEST_SIZE)
         self._ledger.confirm_added(self._account, list_id, blob)
 
     def before_send(self, list_id: str, operation: Operation, blob: bytes) -> None:
@@ -172,13 +131,23 @@ class MirrorChanges:
         # the ledger confirmed it never reads as members someone else uploaded.
         if operation != "ADD":
             return
-        members = len(blob) // DIGEST_SIZE
+        with self._resent_lock:
+            resent = self._resent.pop(list_id, 0)
+        members = len(blob) // DIGEST_SIZE + resent
         ahead = self._noted_ahead.get(list_id, 0)
         if ahead < members:
             more = max(members - ahead, NOTE_AHEAD_MEMBERS)
-            self._writer.write_now(lambda: self._ledger.note_uploaded(self._account, list_id, more))
+            ledger, account = self._ledger, self._account
+            self._writer.write_now(lambda: ledger.note_accounted(account, list_id, more))
             ahead += more
         self._noted_ahead[list_id] = ahead - members
+
+    def resent(self, list_id: str, operation: Operation, blob: bytes) -> None:
+        """A call that may have been applied (its answer was lost) goes again: Pinterest may
+        count its records twice. Called from the sender's threads; noted with the next call."""
+        if operation == "ADD":
+            with self._resent_lock:
+                self._resent[list_id] = self._resent.get(list_id, 0) + len(blob) // DIGEST_SIZE
 
     def too_large(self, list_id: str, operation: Operation, blob: bytes) -> None:
         # Refused whole and sent again in pieces (each noted before it is sent): what was
@@ -191,42 +160,117 @@ class MirrorChanges:
         ledger, account = self._ledger, self._account
         if operation == "ADD":
             self._writer.submit(lambda: ledger.confirm_added(account, list_id, blob))
-            return
-
-        def removed() -> None:
-            ledger.confirm_removed(account, list_id, blob)
-            # Noted once accepted (as ADDs are before): the tally errs towards more.
-            ledger.note_uploaded(account, list_id, -(len(blob) // DIGEST_SIZE))
-
-        self._writer.submit(removed)
+        else:
+            self.removed += len(blob) // DIGEST_SIZE
+            self._writer.submit(lambda: ledger.confirm_removed(account, list_id, blob))
 
     def settle(self) -> None:
         """Every confirmation written, and the tally noted ahead but never sent taken back."""
         self._writer.settle()
-        for list_id, ahead in self._noted_ahead.items():
-            if ahead:
-                self._ledger.note_uploaded(self._account, list_id, -ahead)
+        with self._resent_lock:
+            resent, self._resent = self._resent, {}
+        for list_id in {*self._noted_ahead, *resent}:
+            back = self._noted_ahead.get(list_id, 0) - resent.get(list_id, 0)
+            if back:
+                self._ledger.note_accounted(self._account, list_id, -back)
         self._noted_ahead.clear()
 
 
-class Mirror:
-    """Mirror mode: one run at a time per list (ledger locks), the removal guard, the diff."""
+class ExplicitChanges:
+    """Explicit mode: each row's action, as the stream's last row of each member says.
+
+    `recorder` None: a dry run, which records nothing.
+    """
+
+    def __init__(self, plan: StreamPlan, recorder: Recorder | None = None) -> None:
+        self._plan = plan
+        self._recorder = recorder
+        self.add_count = plan.adds.count
+        self.remove_count = plan.removes.count
+        self.mirror: MirrorFigures | None = None
+
+    def adds(self, chunk: int) -> Iterator[bytes]:
+        return self._plan.adds.blobs(chunk)
+
+    def removes(self, chunk: int) -> Iterator[bytes]:
+        return self._plan.removes.blobs(chunk)
+
+    def created(self, list_id: str, blob: bytes) -> None:
+        if self._recorder is not None:
+            self._recorder.created(list_id, blob)
+
+    def before_send(self, list_id: str, operation: Operation, blob: bytes) -> None:
+        if self._recorder is not None:
+            self._recorder.before_send(list_id, operation, blob)
+
+    def resent(self, list_id: str, operation: Operation, blob: bytes) -> None:
+        if self._recorder is not None:
+            self._recorder.resent(list_id, operation, blob)
+
+    def too_large(self, list_id: str, operation: Operation, blob: bytes) -> None:
+        if self._recorder is not None:
+            self._recorder.too_large(list_id, operation, blob)
+
+    def accepted(self, list_id: str, operation: Operation, blob: bytes) -> None:
+        if self._recorder is not None:
+            self._recorder.accepted(list_id, operation, blob)
+
+
+class MirrorChanges:
+    """Mirror mode: the difference between the stream and the ledger, confirmed call by call."""
+
+    def __init__(self, diff: MembershipDiff, recorder: Recorder, mirror: MirrorFigures) -> None:
+        self._diff = diff
+        self._recorder = recorder
+        self.add_count = diff.add_count
+        self.remove_count = diff.remove_count
+        self.mirror: MirrorFigures | None = mirror
+
+    def adds(self, chunk: int) -> Iterator[bytes]:
+        return self._diff.adds(chunk)
+
+    def removes(self, chunk: int) -> Iterator[bytes]:
+        return self._diff.removes(chunk)
+
+    def created(self, list_id: str, blob: bytes) -> None:
+        self._recorder.created(list_id, blob)
+
+    def before_send(self, list_id: str, operation: Operation, blob: bytes) -> None:
+        self._recorder.before_send(list_id, operation, blob)
+
+    def resent(self, list_id: str, operation: Operation, blob: bytes) -> None:
+        self._recorder.resent(list_id, operation, blob)
+
+    def too_large(self, list_id: str, operation: Operation, blob: bytes) -> None:
+        self._recorder.too_large(list_id, operation, blob)
+
+    def accepted(self, list_id: str, operation: Operation, blob: bytes) -> None:
+        self._recorder.accepted(list_id, operation, blob)
+
+
+class Recorded:
+    """What both modes share: one run at a time per list (ledger locks), the ledger's memory
+    of the list's members and uploads. The ledger opens at first use (`ledger()`)."""
+
+    exclusive = True
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: Callable[[], Ledger],
         account: str,
         logger: logging.Logger,
         *,
-        max_removal_fraction: float,
         lock_wait_seconds: float,
     ) -> None:
-        self.ledger = ledger
+        self._ledger = ledger
         self.account = account
         self.logger = logger
-        self.max_removal_fraction = max_removal_fraction
         self.lock_wait_seconds = lock_wait_seconds
         self._locked: set[str] = set()
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._ledger()
 
     def locked(self, plan: StreamPlan) -> t.ContextManager[None]:
         key = f"list:{plan.segment_id}" if plan.segment_id else f"name:{plan.segment_name}"
@@ -249,6 +293,80 @@ class Mirror:
             finally:
                 self._locked.discard(key)
 
+    def outside(self, resolved: ResolvedList) -> Outside:
+        """The list's uploads on Pinterest against what the ledger accounts for (a list the
+        ledger recorded under an older rule is settled now, once)."""
+        tally = self.ledger.upload_tally(self.account, resolved.id)
+        accounted = accounted_for(tally, resolved.uploaded_records, resolved.removed_records)
+        if tally.recorded and tally.accounted is None:
+            self.ledger.settle_accounted(self.account, resolved.id, accounted)
+        return Outside(resolved.uploaded_records, accounted, tally.warned)
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[Recorder]:
+        """A recorder whose writes are all made (when the ledger lets us) before it ends."""
+        writer = LedgerWriter(threads=self.ledger.concurrent_writes)
+        recorder = Recorder(self.ledger, self.account, writer)
+        try:
+            yield recorder
+        except BaseException:
+            # The stream failed (Pinterest, the network, the ledger itself): still record
+            # what Pinterest accepted, if the ledger lets us; the error that stopped the
+            # stream is the one to report.
+            with contextlib.suppress(Exception):
+                recorder.settle()
+            raise
+        else:
+            recorder.settle()
+        finally:
+            writer.close()
+
+
+class Explicit(Recorded):
+    """Explicit mode: the rows' actions, recorded so that mirror mode knows these members."""
+
+    exclusive = False  # see `loading/stream.py`: the names the ledger knows settle it
+
+    @contextlib.contextmanager
+    def changes(
+        self, plan: StreamPlan, resolved: ResolvedList | None, *, check: bool
+    ) -> Iterator[Changes]:
+        if not check:  # a dry run: nothing is sent, nothing recorded (no ledger opened)
+            yield ExplicitChanges(plan)
+            return
+        # Read (and, for a list recorded under an older rule, settled) before anything is
+        # noted: what an explicit run removing members after a warning takes as handled.
+        handles = self.outside(resolved).handled_by_removal if resolved is not None else 0
+        with self.recording() as recorder:
+            yield ExplicitChanges(plan, recorder)
+        if handles and recorder.removed and resolved is not None:
+            self.ledger.take_as_handled(self.account, resolved.id, handles)
+            self.logger.info(
+                "Stream '%s': this run removed %d member(s) from customer list %s, the way out "
+                "the last mirror run's warning gave: the %d record(s) uploaded from elsewhere "
+                "that it named are taken as handled, and mirror runs stop warning about them.",
+                plan.stream,
+                recorder.removed,
+                resolved.id,
+                handles,
+            )
+
+
+class Mirror(Recorded):
+    """Mirror mode: the removal guard, the diff, the warning about members from elsewhere."""
+
+    def __init__(
+        self,
+        ledger: Callable[[], Ledger],
+        account: str,
+        logger: logging.Logger,
+        *,
+        max_removal_fraction: float,
+        lock_wait_seconds: float,
+    ) -> None:
+        super().__init__(ledger, account, logger, lock_wait_seconds=lock_wait_seconds)
+        self.max_removal_fraction = max_removal_fraction
+
     @contextlib.contextmanager
     def changes(
         self, plan: StreamPlan, resolved: ResolvedList | None, *, check: bool
@@ -264,27 +382,17 @@ class Mirror:
             )
         desired = Partitioned(plan.adds.partitions())
         with self.ledger.diff(self.account, list_id, desired) as diff:
+            outside = 0
             if check:
-                self._check(plan, resolved, diff)
-            writer = LedgerWriter(threads=self.ledger.concurrent_writes)
-            changes = MirrorChanges(self.ledger, self.account, diff, plan.removes.count, writer)
-            try:
-                yield changes
-            except BaseException:
-                # The stream failed (Pinterest, the network, the ledger itself): still record
-                # what Pinterest accepted, if the ledger lets us; the error that stopped the
-                # stream is the one to report.
-                with contextlib.suppress(Exception):
-                    changes.settle()
-                raise
-            else:
-                changes.settle()
-            finally:
-                writer.close()
+                outside = self._check(plan, resolved, diff)
+            figures = MirrorFigures(diff.desired_count, plan.removes.count, outside)
+            with self.recording() as recorder:
+                yield MirrorChanges(diff, recorder, figures)
 
-    def _check(self, plan: StreamPlan, resolved: ResolvedList | None, diff: MembershipDiff) -> None:
-        if resolved is not None:
-            self._warn_outside_members(plan, resolved, diff)
+    def _check(self, plan: StreamPlan, resolved: ResolvedList | None, diff: MembershipDiff) -> int:
+        """Warn about members from elsewhere, refuse a run that removes too much; return the
+        records uploaded from elsewhere (0: none)."""
+        outside = self._warn_outside_members(plan, resolved, diff) if resolved else 0
         known, removing = diff.known_count, diff.remove_count
         limit = self.max_removal_fraction
         if known and limit < 1.0 and removing > limit * known:
@@ -304,31 +412,38 @@ class Mirror:
             diff.add_count,
             removing,
         )
+        return outside
 
     def _warn_outside_members(
         self, plan: StreamPlan, resolved: ResolvedList, diff: MembershipDiff
-    ) -> None:
-        """Pinterest's own counters (records uploaded minus records removed) show more than the
-        ledger accounts for: the list holds members mirror mode never recorded, and cannot
-        remove (issue 11.2)."""
-        on_pinterest = resolved.uploaded_records - resolved.removed_records
-        accounted = self.ledger.uploaded(self.account, resolved.id)
-        if accounted is None:  # a list recorded before the ledger counted uploads
-            outside = diff.known_count == 0 and on_pinterest > 0
-            accounted = 0
-        else:
-            outside = on_pinterest > accounted
-        if not outside:
-            return
+    ) -> int:
+        """Pinterest counts more uploaded records than this target accounts for: the list may
+        hold members it never recorded, which mirror mode cannot remove (issues 11.2, 20.1).
+        Said on every mirror run until the user takes a way out; the figure is noted, so that
+        an explicit run removing members afterwards takes exactly it as handled."""
+        outside = self.outside(resolved)
+        if outside.records == 0:
+            if outside.warned:
+                self.ledger.note_warned(self.account, resolved.id, 0)
+            return 0
+        self.ledger.note_warned(self.account, resolved.id, outside.records)
         self.logger.warning(
-            "Stream '%s': customer list %s shows %d uploaded records (net of removals) on "
-            "Pinterest, but this target's ledger accounts for %d: the list holds members "
-            "that mirror mode never recorded (explicit runs, another tool, Ads Manager), and "
-            "Pinterest cannot list a list's members, so mirror mode cannot remove them. Two "
-            "ways out: start the audience on a fresh list (a new segment_name), or send the "
-            "old members once as explicit remove rows (sync_mode=explicit, action=remove).",
+            "Stream '%s': customer list %s may hold up to %d member(s) this target has no "
+            "record of. Pinterest counts %d records uploaded to it; this target accounts for "
+            "%d of them (its explicit and mirror runs, whose members its ledger knows: %d now). "
+            "The other %d came from elsewhere: another tool, Ads Manager, or explicit runs of "
+            "a release that did not record them. Pinterest cannot list a list's members, so "
+            "mirror mode cannot remove those. Two ways out: start the audience on a fresh list "
+            "(a new segment_name), or send the old members once as explicit remove rows "
+            "(sync_mode=explicit, action=remove): that run takes these %d records as handled, "
+            "and this warning stops.",
             plan.stream,
             resolved.id,
-            on_pinterest,
-            accounted,
+            outside.records,
+            outside.uploaded,
+            outside.accounted,
+            diff.known_count,
+            outside.records,
+            outside.records,
         )
+        return outside.records

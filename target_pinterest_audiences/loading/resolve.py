@@ -1,9 +1,10 @@
 """Find or create a stream's customer list and its CUSTOMER_LIST audience, never twice.
 
-Both follow one rule (`create_once`): create, and when the answer to a create was lost (the
-connection dropped after the request may have reached Pinterest), look the object up before
-creating again; a create that timed out may still land, so an empty answer is trusted only
-after looking again for a while.
+Lists and audiences are found in the run's `AccountIndex` (the account read once). Both follow
+one rule (`create_once`): create, and when the answer to a create was lost (the connection
+dropped after the request may have reached Pinterest), look the object up in a fresh read of
+the account before creating again; a create that timed out may still land, so an empty answer
+is trusted only after looking again for a while.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from target_pinterest_audiences.errors import StreamFailed, StreamRefused
+from target_pinterest_audiences.loading.account import (
+    AccountIndex,
+    most_recent_list,
+)
 from target_pinterest_audiences.loading.sender import DIGEST_SIZE, CallSize, exceptions_by_code
 from target_pinterest_audiences.pinterest import (
     PinterestApiError,
@@ -89,32 +94,39 @@ def look_again(look_up: Callable[[], _T | None], settle_seconds: float) -> _T | 
     return found
 
 
+@dataclass(frozen=True)
+class Where:
+    """Where a stream's objects live: its account's client (with the stream's own counters)
+    and the run's index of that account. ``fresh_since``: a `clock()` time after which the
+    index must have been read before it may say "not there" (mirror streams holding their
+    lock: another run may have created the list since the index was read); None: as read."""
+
+    client: PinterestClient
+    index: AccountIndex
+    fresh_since: float | None = None
+
+    @property
+    def account(self) -> str:
+        return self.client.ad_account_id
+
+
 class Lists:
     """Customer lists: by `segment_id`, else by exact name (the most recent), else created."""
 
-    def __init__(
-        self, client: PinterestClient, logger: logging.Logger, *, settle_seconds: float
-    ) -> None:
-        self.client = client
+    def __init__(self, logger: logging.Logger, *, settle_seconds: float) -> None:
         self.logger = logger
         self.settle_seconds = settle_seconds
 
-    def find(self, plan: StreamPlan) -> ResolvedList | None:
+    def find(self, plan: StreamPlan, where: Where) -> ResolvedList | None:
         if plan.segment_id is not None:
-            try:
-                found = self.client.get_customer_list(plan.segment_id)
-            except PinterestApiError as error:
-                if error.status == 404:
-                    raise StreamRefused(
-                        f"Stream '{plan.stream}': segment_id {plan.segment_id} is not a customer "
-                        f"list of ad account {self.client.ad_account_id} (Pinterest answered "
-                        f"{error.status}: {error.api_message}). Check the segment_id column, "
-                        "or leave it empty to create or reuse a list by segment_name."
-                    ) from None
-                raise
-            return _resolved(found, plan.list_type)
-        matches = self._named(t.cast(str, plan.segment_name))
-        if matches is None:
+            return _resolved(self._by_id(plan, where), plan.list_type)
+        name = t.cast(str, plan.segment_name)
+        matches = where.index.lists_named(name)
+        if not matches and where.fresh_since is not None:
+            where.index.refresh("lists", since=where.fresh_since)
+            matches = where.index.lists_named(name)
+        found = most_recent_list(matches)
+        if found is None:
             return None
         if len(matches) > 1:
             self.logger.warning(
@@ -122,24 +134,47 @@ class Lists:
                 plan.stream,
                 len(matches),
                 plan.segment_name,
-                _most_recent(matches)["id"],
+                found["id"],
             )
-        return _resolved(_most_recent(matches), plan.list_type)
+        return _resolved(found, plan.list_type)
 
-    def create(self, plan: StreamPlan, first: bytes, size: CallSize) -> tuple[ResolvedList, bytes]:
+    def _by_id(self, plan: StreamPlan, where: Where) -> dict[str, t.Any]:
+        """The list the stream names by id: from the index, else read by id (a list the
+        index does not hold, or a segment_id that is wrong)."""
+        found = where.index.list_by_id(t.cast(str, plan.segment_id))
+        if found is not None:
+            return found
+        try:
+            found = where.client.get_customer_list(t.cast(str, plan.segment_id))
+        except PinterestApiError as error:
+            if error.status == 404:
+                raise StreamRefused(
+                    f"Stream '{plan.stream}': segment_id {plan.segment_id} is not a customer "
+                    f"list of ad account {where.account} (Pinterest answered "
+                    f"{error.status}: {error.api_message}). Check the segment_id column, "
+                    "or leave it empty to create or reuse a list by segment_name."
+                ) from None
+            raise
+        where.index.remember("lists", found)
+        return found
+
+    def create(
+        self, plan: StreamPlan, where: Where, first: bytes, size: CallSize
+    ) -> tuple[ResolvedList, bytes]:
         """Create the list with its first members (at most one list, whatever happens).
 
         Returns the list and the members of `first` the create did not carry (a 413 made the
         call smaller): the caller sends those next.
         """
         while True:
-            head, leftover = first[: size.limit * DIGEST_SIZE], first[size.limit * DIGEST_SIZE :]
+            limit = size.limit * DIGEST_SIZE
+            head, leftover = first[:limit], first[limit:]
             try:
-                return self._create(plan, head), leftover
+                return self._create(plan, where, head), leftover
             except RequestTooLarge as refused:
                 size.shrink(refused, len(head) // DIGEST_SIZE)
 
-    def _create(self, plan: StreamPlan, first: bytes) -> ResolvedList:
+    def _create(self, plan: StreamPlan, where: Where, first: bytes) -> ResolvedList:
         name = t.cast(str, plan.segment_name)
 
         def lost() -> None:
@@ -151,9 +186,13 @@ class Lists:
                 name,
             )
 
+        def look_up() -> dict[str, t.Any] | None:
+            where.index.refresh("lists")  # a fresh read, not what the index held
+            return most_recent_list(where.index.lists_named(name))
+
         created = create_once(
-            lambda: self.client.create_customer_list(name, plan.list_type, first),
-            lambda: self._most_recent_named(name),
+            lambda: where.client.create_customer_list(name, plan.list_type, first),
+            look_up,
             settle_seconds=self.settle_seconds,
             on_lost=lost,
         )
@@ -162,41 +201,36 @@ class Lists:
                 f"Stream '{plan.stream}': creating customer list {name!r} failed three times "
                 "with the answer lost; check the network path to the Pinterest API and run again."
             )
+        where.index.remember("lists", created.value)
         resolved = _resolved(created.value, plan.list_type, existed=False)
         if not created.recovered:
             resolved = dataclasses.replace(resolved, exceptions=exceptions_by_code(created.value))
         else:
             # Its first members may or may not have been applied: send them again (a set).
-            self.client.update_customer_list(resolved.id, "ADD", first)
+            where.client.update_customer_list(resolved.id, "ADD", first)
         return resolved
-
-    def _named(self, name: str) -> list[dict[str, t.Any]] | None:
-        return self.client.find_customer_lists_by_name(name) or None
-
-    def _most_recent_named(self, name: str) -> dict[str, t.Any] | None:
-        matches = self._named(name)
-        return _most_recent(matches) if matches else None
 
 
 class Audiences:
     """The CUSTOMER_LIST audience of a list: reused (unless Pinterest removed it), else created."""
 
-    def __init__(
-        self, client: PinterestClient, logger: logging.Logger, *, settle_seconds: float
-    ) -> None:
-        self.client = client
+    def __init__(self, logger: logging.Logger, *, settle_seconds: float) -> None:
         self.logger = logger
         self.settle_seconds = settle_seconds
 
     def attach(
-        self, plan: StreamPlan, resolved: ResolvedList, settings: StreamSettings
-    ) -> str | None:
-        """The audience id; None while Pinterest says the list is too small (a later run
-        attaches it). Any other refusal fails the stream with Pinterest's words."""
-        existing = self.client.find_customer_list_audience(resolved.id)  # REMOVED ones left out
+        self, plan: StreamPlan, resolved: ResolvedList, settings: StreamSettings, where: Where
+    ) -> dict[str, t.Any] | None:
+        """The audience (as Pinterest describes it); None while Pinterest says the list is too
+        small (a later run attaches it). Any other refusal fails the stream with Pinterest's
+        words."""
+        index = where.index
+        existing = index.audience_of(resolved.id)  # REMOVED ones left out
+        if existing is None and where.fresh_since is not None:
+            index.refresh("audiences", since=where.fresh_since)
+            existing = index.audience_of(resolved.id)
         if existing is not None:
-            self._align(plan, existing, settings)
-            return str(existing["id"])
+            return self._align(plan, existing, settings, where)
         name = (
             settings.audience_name
             or resolved.name
@@ -210,21 +244,25 @@ class Audiences:
                 plan.stream,
             )
 
+        def look_up() -> dict[str, t.Any] | None:
+            index.refresh("audiences")  # a fresh read, not what the index held
+            return index.audience_of(resolved.id)
+
         try:
             created = create_once(
-                lambda: self.client.create_audience(
+                lambda: where.client.create_audience(
                     name, resolved.id, settings.audience_description
                 ),
-                lambda: self.client.find_customer_list_audience(resolved.id),
+                look_up,
                 settle_seconds=self.settle_seconds,
                 on_lost=lost,
             )
         except PinterestApiError as error:
-            if not self._too_small(resolved.id, error):
+            if not self._too_small(resolved.id, error, where):
                 raise StreamFailed(
                     f"Stream '{plan.stream}': the customer list {resolved.id} is synced, but "
                     f"{error}. Check that the token may create audiences in ad account "
-                    f"{self.client.ad_account_id} (scope ads:write) and Pinterest's code and "
+                    f"{where.account} (scope ads:write) and Pinterest's code and "
                     "message above; the next run attaches the audience once that is fixed."
                 ) from None
             self.logger.warning(
@@ -244,21 +282,26 @@ class Audiences:
                 "creating its audience failed three times with the answer lost; check the "
                 "network path to the Pinterest API and run again (the next run attaches it)."
             )
-        return str(created.value["id"])
+        index.remember("audiences", created.value)
+        return created.value
 
-    def _too_small(self, list_id: str, error: PinterestApiError) -> bool:
+    def _too_small(self, list_id: str, error: PinterestApiError, where: Where) -> bool:
         """Pinterest says the list is too small: in the refusal's words, or the list's status."""
         if "too small" in (error.api_message or "").lower():
             return True
         try:
-            status = self.client.get_customer_list(list_id).get("status")
+            status = where.client.get_customer_list(list_id).get("status")
         except PinterestError:
             return False
         return status == "TOO_SMALL"
 
     def _align(
-        self, plan: StreamPlan, audience: dict[str, t.Any], settings: StreamSettings
-    ) -> None:
+        self,
+        plan: StreamPlan,
+        audience: dict[str, t.Any],
+        settings: StreamSettings,
+        where: Where,
+    ) -> dict[str, t.Any]:
         """Give an existing audience the configured name and description, where they differ."""
         name = settings.audience_name
         description = settings.audience_description
@@ -271,18 +314,16 @@ class Audiences:
             ),
         }
         if changes["name"] is None and changes["description"] is None:
-            return
-        self.client.update_audience(str(audience["id"]), **changes)
+            return audience
+        updated = where.client.update_audience(str(audience["id"]), **changes)
+        where.index.remember("audiences", updated)
         self.logger.info(
             "Stream '%s': audience %s now has the configured %s.",
             plan.stream,
             audience["id"],
             " and ".join(key for key, value in changes.items() if value is not None),
         )
-
-
-def _most_recent(lists: list[dict[str, t.Any]]) -> dict[str, t.Any]:
-    return max(lists, key=lambda item: (item.get("created_time") or 0, int(item.get("id") or 0)))
+        return updated
 
 
 def _resolved(found: dict[str, t.Any], list_type: str, *, existed: bool = True) -> ResolvedList:

@@ -1,9 +1,12 @@
-"""Send a list's ADD and REMOVE calls, a few in flight, within the client's write quota.
+"""Send a list's ADD and REMOVE calls, a few in flight, within the run's write quota.
 
-Calls are pulled lazily from an iterator of (operation, blob) pairs, so only the calls in
-flight hold their members in memory. Membership is a set, so a call retried after a lost answer
-does no harm; `on_accepted` runs in this thread, in completion order, once Pinterest accepted
-a call (mirror mode records the call's members in its ledger then, and only then).
+The calls run on the run's call pool, shared by every stream: threads do not grow with the
+number of streams, and the pacer serves the calls of all streams in the order they asked, so a
+large stream and many small ones each get their turn. Calls are pulled lazily from an iterator
+of (operation, blob) pairs, so only the calls in flight hold their members in memory.
+Membership is a set, so a call retried after a lost answer does no harm; `on_accepted` runs in
+the stream's thread, in completion order, once Pinterest accepted a call (mirror mode records
+the call's members in its ledger then, and only then).
 
 A call Pinterest refuses as too large (413) is split in halves and sent again, and the run's
 `CallSize` shrinks so that every later call (of this stream and the next) is that small.
@@ -12,10 +15,12 @@ A call Pinterest refuses as too large (413) is split in halves and sent again, a
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 from target_pinterest_audiences.pinterest import PinterestClient, RequestTooLarge
@@ -28,10 +33,14 @@ Hook = Callable[[Operation, bytes], None]
 
 @dataclass
 class CallSize:
-    """The most members one call carries: `records_per_request`, lowered by Pinterest's 413s."""
+    """The most members one call carries: `records_per_request`, lowered by Pinterest's 413s.
+
+    One for the run, shared by the streams syncing side by side (a 413 says something about
+    Pinterest, not about one list)."""
 
     limit: int
     logger: logging.Logger
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def cut(self, blob: bytes) -> list[bytes]:
         """`blob` in pieces of at most `limit` members."""
@@ -42,15 +51,17 @@ class CallSize:
         """A call of `members` was too large: halve it (the error stands for a single member)."""
         if members <= 1:
             raise refused
-        smaller = min(self.limit, members // 2)
-        if smaller < self.limit:
-            self.logger.warning(
-                "Pinterest refused a call of %d records as too large (HTTP 413); sending at "
-                "most %d records per call from now on, for the rest of the run.",
-                members,
-                smaller,
-            )
+        with self._lock:
+            smaller = min(self.limit, members // 2)
+            if smaller >= self.limit:
+                return
             self.limit = smaller
+        self.logger.warning(
+            "Pinterest refused a call of %d records as too large (HTTP 413); sending at "
+            "most %d records per call from now on, for the rest of the run.",
+            members,
+            smaller,
+        )
 
 
 def exceptions_by_code(answer: Any) -> Counter[str]:
@@ -96,18 +107,20 @@ class Sent:
 
 @dataclass
 class Sender:
-    client: PinterestClient
+    pool: Executor  # the run's call threads
     logger: logging.Logger
     size: CallSize
-    calls_in_flight: int
+    calls_in_flight: int  # of one stream, at most
     progress_interval: float
 
     def send(
         self,
+        client: PinterestClient,
         list_id: str,
         calls: Iterator[tuple[Operation, bytes]],
         *,
         before_send: Hook | None = None,
+        on_resend: Hook | None = None,
         on_too_large: Hook | None = None,
         on_accepted: Hook | None = None,
         stream: str,
@@ -116,7 +129,9 @@ class Sender:
         """Send every call; return what Pinterest accepted. The first failure is re-raised.
 
         `before_send` runs in this thread just before a call is handed to a sender thread;
-        `on_too_large` when Pinterest refused a call as too large (its pieces go again).
+        `on_resend` in the sender thread, before a call that may have been applied already
+        (its answer was lost) goes again; `on_too_large` when Pinterest refused a call as too
+        large (its pieces go again).
         """
         sent = Sent()
         waiting: deque[tuple[Operation, bytes]] = deque()  # pieces of split or cut calls
@@ -134,10 +149,7 @@ class Sender:
             waiting.extendleft((operation, piece) for piece in reversed(rest))
             return operation, first
 
-        with (
-            progress,
-            ThreadPoolExecutor(self.calls_in_flight, thread_name_prefix="pinterest-call") as pool,
-        ):
+        with progress:
             try:
                 while True:
                     while len(in_flight) < self.calls_in_flight:
@@ -146,7 +158,10 @@ class Sender:
                             break
                         if before_send is not None:
                             before_send(*call)
-                        future = pool.submit(self.client.update_customer_list, list_id, *call)
+                        resend = partial(on_resend, *call) if on_resend is not None else None
+                        future = self.pool.submit(
+                            client.update_customer_list, list_id, *call, on_resend=resend
+                        )
                         in_flight[future] = call
                     progress.in_flight = len(in_flight)
                     if not in_flight:
@@ -155,6 +170,9 @@ class Sender:
             except BaseException:
                 for future in in_flight:
                     future.cancel()
+                # Never return while a call of this list is still on its way: the caller
+                # releases the list's lock next.
+                wait(list(in_flight))
                 raise
         return sent
 

@@ -1,16 +1,26 @@
-"""What one run talks to: the Pinterest client and, for mirror streams, the ledger.
+"""What one run talks to: the Pinterest client, its one pacer, the pool its calls run on, the
+index of each ad account it touches, and the ledger.
 
-A `Session` builds both from the settings, opens the ledger only when a stream needs it, and
-closes both at the end, whatever happened.
+A `Session` builds them from the settings, checks the credentials against every ad account
+before any input is read, starts reading each account into its index in the background while
+the input is read, opens the ledger only when a stream needs it (a mirror run at start, to
+fail early; an explicit run at its first stream that sends; a dry run in explicit mode never),
+and closes everything at the end, whatever happened.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import typing as t
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from target_pinterest_audiences.errors import ConfigError
+from target_pinterest_audiences.loading.account import AccountIndex, Kind
+from target_pinterest_audiences.loading.resolve import Where
 from target_pinterest_audiences.pinterest import (
+    ClientStats,
+    Pacer,
     PinterestClient,
     RetryPolicy,
     TokenManager,
@@ -18,11 +28,18 @@ from target_pinterest_audiences.pinterest import (
 )
 
 if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from target_pinterest_audiences.ledger import Ledger
     from target_pinterest_audiences.settings import Settings
 
+# Threads reading the accounts at the start: one per kind of object and account, at most this.
+INDEX_THREADS = 4
 
-def build_client(settings: Settings, ledger: Ledger | None = None) -> PinterestClient:
+
+def build_client(
+    settings: Settings, ledger: Ledger | None = None, pacer: Pacer | None = None
+) -> PinterestClient:
     """The Pinterest client for these settings (no API call is made yet).
 
     The newest refresh token is kept in the private directory and, with `ledger_url` set, in
@@ -52,38 +69,129 @@ def build_client(settings: Settings, ledger: Ledger | None = None) -> PinterestC
         settings.ad_account_id,
         tokens,
         max_writes_per_minute=settings.max_requests_per_minute,
+        max_reads_per_minute=settings.max_reads_per_minute,
         rate_period=tuning.rate_period_seconds,
         read_timeout=tuning.read_timeout_seconds,
         retry=retry,
+        pacer=pacer,
     )
 
 
 class Session:
-    """The run's Pinterest client and (opened on first use) its mirror ledger."""
+    """The run's Pinterest client, pacer, call pool, account indexes and (opened on first
+    use) its ledger."""
 
     def __init__(self, settings: Settings, logger: logging.Logger) -> None:
         self.settings = settings
         self.logger = logger
         self._ledger: Ledger | None = None
+        self._ledger_lock = threading.Lock()
+        tuning = settings.tuning
+        self.pacer = Pacer(
+            writes_per_minute=settings.max_requests_per_minute,
+            reads_per_minute=settings.max_reads_per_minute,
+            period=tuning.rate_period_seconds,
+        )
         shared = self.ledger() if settings.ledger_url and settings.can_refresh else None
-        self.client = build_client(settings, shared)
+        self.client = build_client(settings, shared, self.pacer)
+        # Every API call of the run's streams runs on these threads, whatever the streams.
+        self.calls = ThreadPoolExecutor(tuning.calls_in_flight, thread_name_prefix="pinterest-call")
+        self._indexes: dict[str, AccountIndex] = {}
+        self._reads: dict[str, list[Future[None]]] = {}
 
     @property
     def account(self) -> str:
         return self.settings.ad_account_id
 
-    def ledger(self) -> Ledger:
-        """The mirror ledger; `LedgerError` when `ledger_url` cannot be used."""
-        if self._ledger is None:
-            from target_pinterest_audiences.ledger import open_ledger  # only mirror runs pay it
+    # ---- ad accounts ------------------------------------------------------------------
 
-            self._ledger = open_ledger(
-                self.settings.ledger_url, base_dir=self.settings.work_dir.parent
-            )
-        return self._ledger
+    def account_of(self, stream: str) -> tuple[str, str]:
+        """The ad account a stream loads into, and the setting that names it."""
+        own = self.settings.streams.get(stream, {}).get("ad_account_id")
+        if own is not None:
+            return str(own), f"streams.{stream}.ad_account_id"
+        return self.settings.ad_account_id, "ad_account_id"
+
+    def accounts(self) -> dict[str, str]:
+        """Every ad account the settings name, with the setting that names it first."""
+        found = {self.settings.ad_account_id: "ad_account_id"}
+        for stream in self.settings.streams:
+            account, setting = self.account_of(stream)
+            found.setdefault(account, setting)
+        return found
+
+    def client_for(
+        self, account: str, setting: str, stats: ClientStats | None = None
+    ) -> PinterestClient:
+        return self.client.view(ad_account_id=account, account_setting=setting, stats=stats)
+
+    def check_access(self) -> None:
+        """One cheap read per ad account: proves the token, each account and api_url."""
+        for account, setting in self.accounts().items():
+            self.client_for(account, setting).check_access()
+
+    def start_reading_accounts(self) -> None:
+        """Read every ad account into its index in the background (lists and audiences side
+        by side), while the input is read."""
+        accounts = self.accounts()
+        pool = ThreadPoolExecutor(
+            min(INDEX_THREADS, 2 * len(accounts)), thread_name_prefix="tpa-index"
+        )
+        try:
+            for account, setting in accounts.items():
+                index = self._new_index(account, setting)
+                kinds: tuple[Kind, ...] = ("lists", "audiences")
+                self._reads[account] = [pool.submit(index.refresh, kind) for kind in kinds]
+        finally:
+            pool.shutdown(wait=False)
+
+    def _new_index(self, account: str, setting: str) -> AccountIndex:
+        client = self.client_for(account, setting)
+
+        def read_all(kind: Kind) -> Iterator[dict[str, t.Any]]:
+            return client.iter_customer_lists() if kind == "lists" else client.iter_audiences()
+
+        index = AccountIndex(account, read_all)
+        self._indexes[account] = index
+        return index
+
+    def index(self, account: str, setting: str = "ad_account_id") -> AccountIndex:
+        """The account's index, once read (re-raises what stopped its reading)."""
+        if account not in self._indexes:
+            self._new_index(account, setting).load()
+        for read in self._reads.get(account, ()):
+            read.result()  # every caller: a failed read fails every stream of the account
+        return self._indexes[account]
+
+    def indexes(self) -> dict[str, AccountIndex]:
+        return dict(self._indexes)
+
+    def where(self, stream: str, stats: ClientStats | None = None) -> Where:
+        """Where a stream's lists and audiences live: its account's client (counting in
+        ``stats`` too) and that account's index."""
+        account, setting = self.account_of(stream)
+        return Where(self.client_for(account, setting, stats), self.index(account, setting))
+
+    # ---- the ledger --------------------------------------------------------------------
+
+    def ledger(self) -> Ledger:
+        """The run's ledger; `LedgerError` when `ledger_url` cannot be used."""
+        with self._ledger_lock:  # streams side by side may be first to need it together
+            if self._ledger is None:
+                from target_pinterest_audiences.ledger import open_ledger  # a dry run never pays
+
+                self._ledger = open_ledger(
+                    self.settings.ledger_url, base_dir=self.settings.work_dir.parent
+                )
+            return self._ledger
 
     def close(self) -> None:
         try:
+            self.pacer.stop("the run is over")  # nothing waits for the quota past the end
+            self.calls.shutdown(wait=True, cancel_futures=True)
+            for reads in self._reads.values():
+                for read in reads:
+                    read.cancel()
             self.client.close()
         finally:
             if self._ledger is not None:

@@ -4,7 +4,8 @@
 * :mod:`.transport` - one call: pace, send, refresh on 401, map the answer, retry,
 * :mod:`.errors` - the exceptions and the mapping from a refusal to its exception and hint,
 * :mod:`.auth` - access and refresh tokens, :mod:`.token_store` - where the newest
-  refresh token is kept between runs, :mod:`.pacing` - the per-minute caps,
+  refresh token is kept between runs,
+* :mod:`.pacing` - the run's pacer: per-minute caps, stopped at once by a fatal error,
 * :mod:`.http_retry` - what is retried and how long to wait, :mod:`.stats` - counters,
 * :mod:`.quota` - the client-wide stop once Pinterest's quota is used up.
 """
@@ -21,16 +22,18 @@ from .errors import (
     QuotaExhausted,
     RequestTooLarge,
     RetryBudgetExhausted,
+    RunStopped,
     WriteOutcomeUnknown,
     api_url_problem,
 )
 from .http_retry import RetryPolicy, default_retry_handlers
-from .pacing import RateLimiter
+from .pacing import Pacer, RateLimiter
 from .stats import ClientStats
 
 __all__ = [
     "ClientStats",
     "FileTokenStore",
+    "Pacer",
     "PinterestApiError",
     "PinterestAuthError",
     "PinterestClient",
@@ -42,6 +45,7 @@ __all__ = [
     "RequestTooLarge",
     "RetryBudgetExhausted",
     "RetryPolicy",
+    "RunStopped",
     "StoredRefreshToken",
     "TokenManager",
     "WriteOutcomeUnknown",

@@ -8,17 +8,19 @@ are the :mod:`.transport`'s; nothing here looks at a status code.
 from __future__ import annotations
 
 import binascii
+import copy
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 from urllib.parse import quote
 
 from .auth import TokenManager
-from .errors import PinterestError, Subject
+from .errors import ACCOUNT_SETTING, PinterestError, Subject
 from .http_retry import RetryPolicy
-from .pacing import RateLimiter
+from .pacing import Pacer, RateLimiter
 from .stats import ClientStats
-from .transport import Call, Transport
+from .transport import Account, Call, Transport
 
 PAGE_SIZE = 250
 DIGEST_SIZE = 32  # a member: one SHA-256 digest
@@ -42,7 +44,11 @@ def _records_body(fields: dict[str, str], records: bytes) -> bytes:
 
 
 class PinterestClient:
-    """Thread-safe client of the Pinterest v5 customer list and audience endpoints."""
+    """Thread-safe client of the Pinterest v5 customer list and audience endpoints.
+
+    A client talks to one ad account; :meth:`view` gives clients of other ad accounts (or
+    with counters of their own) that share its connections, tokens and pacer.
+    """
 
     def __init__(
         self,
@@ -58,40 +64,77 @@ class PinterestClient:
         retry: RetryPolicy | None = None,
         user_agent: str = "target-pinterest-audiences",
         page_size: int = PAGE_SIZE,
+        pacer: Pacer | None = None,
+        account_setting: str = ACCOUNT_SETTING,
     ) -> None:
         """``rate_period``: the pacing window in seconds for the per-minute caps. Half a
         second over a minute by default: Pinterest counts calls when they arrive, and
-        arrivals jitter with the network, so a window exactly 60 s long could see quota + 1."""
+        arrivals jitter with the network, so a window exactly 60 s long could see quota + 1.
+        ``pacer``: the run's pacer, when the caller shares one (else the client makes its own
+        from the two caps). ``account_setting``: the setting that names the ad account, for
+        messages (``ad_account_id``, or a stream's own)."""
         if not 1 <= page_size <= PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {PAGE_SIZE}")
         self.page_size = page_size
         self.api_url = api_url.rstrip("/")
         self.ad_account_id = str(ad_account_id)
+        self.account_setting = account_setting
         self.tokens = tokens
         self.retry = retry if retry is not None else RetryPolicy()
-        self.write_limiter = RateLimiter(
-            max_writes_per_minute,
-            period=rate_period,
-            clock=self.retry.clock,
-            sleep=self.retry.sleep,
-        )
-        self.read_limiter = RateLimiter(
-            max_reads_per_minute, period=rate_period, clock=self.retry.clock, sleep=self.retry.sleep
-        )
+        if pacer is None:
+            real_time = self.retry.sleep is time.sleep
+            pacer = Pacer(
+                writes_per_minute=max_writes_per_minute,
+                reads_per_minute=max_reads_per_minute,
+                period=rate_period,
+                clock=self.retry.clock,
+                # Real time: the pacer's own waits, which stopping the run interrupts.
+                sleep=None if real_time else self.retry.sleep,
+            )
+        self.pacer = pacer
         self.transport = Transport(
             self.api_url,
             tokens,
-            ad_account_id=self.ad_account_id,
             retry=self.retry,
-            write_limiter=self.write_limiter,
-            read_limiter=self.read_limiter,
+            pacer=pacer,
             timeout=(float(connect_timeout), float(read_timeout)),
             user_agent=user_agent,
         )
+        self._stats: ClientStats | None = None  # a view's own counters, besides the client's
+
+    @property
+    def write_limiter(self) -> RateLimiter:
+        return self.pacer.writes
+
+    @property
+    def read_limiter(self) -> RateLimiter:
+        return self.pacer.reads
 
     @property
     def stats(self) -> ClientStats:
-        return self.transport.stats
+        """This view's own counters if it has them, else the counters of every call made
+        through the client and its views."""
+        return self._stats if self._stats is not None else self.transport.stats
+
+    def view(
+        self,
+        *,
+        ad_account_id: str | None = None,
+        account_setting: str | None = None,
+        stats: ClientStats | None = None,
+    ) -> PinterestClient:
+        """A client of ``ad_account_id`` (default: this one's) sharing this client's
+        connections, tokens, pacer and counters; ``stats`` also counts the view's own calls.
+
+        Close the client, never a view."""
+        view = copy.copy(self)
+        if ad_account_id is not None:
+            view.ad_account_id = str(ad_account_id)
+        if account_setting is not None:
+            view.account_setting = account_setting
+        if stats is not None:
+            view._stats = stats
+        return view
 
     # ---------------------------------------------------------------- lifecycle
     def close(self) -> None:
@@ -120,10 +163,21 @@ class PinterestClient:
         params: dict[str, Any] | None = None,
         body: dict[str, Any] | bytes | None = None,
         subject: Subject | None = None,
+        on_resend: Callable[[], None] | None = None,
     ) -> dict[str, Any]:
         account = f"ad_accounts/{quote(self.ad_account_id, safe='')}"
         return self.transport.request(
-            Call(method, f"{account}/{path}", description, params, body, subject)
+            Call(
+                method,
+                f"{account}/{path}",
+                description,
+                params,
+                body,
+                subject,
+                account=Account(self.ad_account_id, self.account_setting),
+                stats=self._stats,
+                on_resend=on_resend,
+            )
         )
 
     def _paginate(self, path: str, description: str) -> Iterator[dict[str, Any]]:
@@ -177,9 +231,19 @@ class PinterestClient:
         )
 
     def update_customer_list(
-        self, list_id: str, operation: Operation, digests: bytes
+        self,
+        list_id: str,
+        operation: Operation,
+        digests: bytes,
+        *,
+        on_resend: Callable[[], None] | None = None,
     ) -> dict[str, Any]:
-        """Add (``ADD``) or remove (``REMOVE``) the members of the blob ``digests``."""
+        """Add (``ADD``) or remove (``REMOVE``) the members of the blob ``digests``.
+
+        ``on_resend`` is called before the call goes again after an attempt that may have
+        been applied (no answer came back, or a 5xx): Pinterest may then count its records
+        twice in the list's counters.
+        """
         if operation not in ("ADD", "REMOVE"):
             raise ValueError("operation must be 'ADD' or 'REMOVE'")
         records, count = _records(digests)
@@ -190,6 +254,7 @@ class PinterestClient:
             f"PATCH customer_lists/{list_id} ({operation}, {count} records)",
             body=_records_body({"operation_type": operation}, records),
             subject=Subject("customer list", list_id),
+            on_resend=on_resend,
         )
 
     # ----------------------------------------------------------------- audiences
@@ -231,6 +296,23 @@ class PinterestClient:
             "POST", "audiences", f"POST audiences (customer list {customer_list_id})", body=body
         )
 
+    def create_lookalike(
+        self, name: str, seed_id: str, country: str, percentage: int
+    ) -> dict[str, Any]:
+        """An ACTALIKE audience: users like the seed audience's, in ``country``, ``percentage``
+        percent (1-10) of that country's users."""
+        body = {
+            "name": name,
+            "audience_type": "ACTALIKE",
+            "rule": {"seed_id": [str(seed_id)], "country": country, "percentage": percentage},
+        }
+        return self._call(
+            "POST",
+            "audiences",
+            f"POST audiences (lookalike {country} {percentage}% of audience {seed_id})",
+            body=body,
+        )
+
     def get_audience(self, audience_id: str) -> dict[str, Any]:
         audience_id = str(audience_id)
         return self._call(
@@ -265,7 +347,8 @@ class PinterestClient:
         """One cheap read that proves the token and the ad account (and ``api_url``).
 
         Raises what any call would: :class:`~.errors.PinterestAuthError` for the token,
-        :class:`~.errors.PinterestApiError` 404 naming ``ad_account_id`` and ``api_url``."""
+        :class:`~.errors.PinterestScopeError` for a 403 (an ad account the token may not use)
+        and :class:`~.errors.PinterestApiError` for a 404, both naming the account setting."""
         self._call(
             "GET", "customer_lists", "GET customer_lists (access check)", params={"page_size": 1}
         )

@@ -35,6 +35,12 @@ class PinterestError(Exception):
     """Base class of every error raised by this package."""
 
 
+#: The setting that names the ad account, unless the caller says which one did
+#: (``streams.<name>.ad_account_id`` for a stream's own).
+ACCOUNT_SETTING = "ad_account_id"
+AD_ACCOUNT_ID_WHERE = "the digits after /advertiser/ in the Ads Manager URL"
+
+
 def _then(sentence: str, more: str) -> str:
     """``sentence``, then ``more`` as the next sentence (Pinterest's message may end in '.')."""
     return f"{sentence} {more}" if sentence.endswith(".") else f"{sentence}. {more}"
@@ -115,10 +121,13 @@ class RequestTooLarge(PinterestApiError):
 
 
 class PinterestScopeError(PinterestAuthError):
-    """The token lacks a scope the call needs (401 with code 3, or 403): refreshing cannot help.
+    """The token lacks a scope the call needs (401 with code 3), or may not act on the ad
+    account (403: Pinterest's "not permitted", code 29): refreshing cannot help.
 
     Attributes: those of :class:`PinterestAuthError`, plus ``call`` and ``scope``
-    (``"ads:read"`` or ``"ads:write"``: the scope this call needed).
+    (``"ads:read"`` or ``"ads:write"``: the scope this call needed). ``account_setting`` is
+    the setting that gave the ad account (``ad_account_id``, or a stream's
+    ``streams.<name>.ad_account_id``); a 403 names it first.
     """
 
     def __init__(
@@ -130,26 +139,34 @@ class PinterestScopeError(PinterestAuthError):
         code: object = None,
         api_message: str | None = None,
         ad_account_id: str,
+        account_setting: str = ACCOUNT_SETTING,
     ) -> None:
         self.call = call
         self.scope = scope
         self.settings = ("access_token", "refresh_token")
+        if status == 403:
+            self.settings = (account_setting, *self.settings)
         self.status = status
         self.code = code
         self.api_message = api_message
         refused = f"Pinterest refused {call}: {_pinterest_detail(status, code, api_message)}"
+        scopes = f"the scopes {' and '.join(SCOPES)}"
         if status == 403:
-            why = (
-                f"The call needs the {scope} scope, and the token's user needs access to ad "
-                f"account {ad_account_id} (check ad_account_id)"
+            message = _then(
+                refused,
+                f"The token may not use ad account {ad_account_id}: check {account_setting} "
+                f"({AD_ACCOUNT_ID_WHERE}) and that the Pinterest user who authorized the token "
+                f"has access to that ad account. If both are right, the token lacks the {scope} "
+                f"scope this call needs: re-authorize the app with {scopes} and configure the "
+                "new refresh_token (or access_token).",
             )
         else:
-            why = f"The token lacks the {scope} scope this call needs"
-        PinterestError.__init__(
-            self,
-            f"{_then(refused, why)}. Re-authorize the app with the scopes {' and '.join(SCOPES)} "
-            "and configure the new refresh_token (or access_token).",
-        )
+            message = _then(
+                refused,
+                f"The token lacks the {scope} scope this call needs. Re-authorize the app with "
+                f"{scopes} and configure the new refresh_token (or access_token).",
+            )
+        PinterestError.__init__(self, message)
 
 
 class RetryBudgetExhausted(PinterestError):
@@ -269,6 +286,16 @@ class WriteOutcomeUnknown(PinterestError):
         )
 
 
+class RunStopped(PinterestError):
+    """The run was stopped before this call was sent: another call met a wall that every
+    call would meet (Pinterest's quota used up, a token without the scopes). ``reason`` says
+    which, in the words of the error that stopped the run."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
 # ------------------------------------------------------------------ refusal -> exception
 SCOPES = ("ads:read", "ads:write")
 PINTEREST_API_URL = "https://api.pinterest.com/v5"
@@ -317,10 +344,11 @@ class Subject:
     id: str
 
 
-def _account_not_found_hint(ad_account_id: str, api_url: str) -> str:
+def _account_not_found_hint(ad_account_id: str, api_url: str, account_setting: str) -> str:
     hint = (
-        f"Check ad_account_id ({ad_account_id}) and api_url ({shown_url(api_url)}): Pinterest "
-        "does not know this ad account at that address"
+        f"Check {account_setting} ({ad_account_id}) and api_url ({shown_url(api_url)}): "
+        "Pinterest does not know this ad account at that address, or not for this token (the "
+        f"ad account id is {AD_ACCOUNT_ID_WHERE})"
     )
     if api_url_problem(api_url) is not None:
         hint += "; api_url does not end in a version path"
@@ -328,21 +356,24 @@ def _account_not_found_hint(ad_account_id: str, api_url: str) -> str:
 
 
 def refusal_hint(
-    status: int, *, ad_account_id: str, api_url: str, subject: Subject | None
+    status: int,
+    *,
+    ad_account_id: str,
+    api_url: str,
+    subject: Subject | None,
+    code: object = None,
+    account_setting: str = ACCOUNT_SETTING,
 ) -> str | None:
-    """What the user should check when Pinterest refuses a call with ``status``."""
+    """What the user should check when Pinterest refuses a call with ``status`` (and ``code``:
+    a 404 with code 2 is Pinterest's "ad account not found", whatever the call was about)."""
     if status == 404:
-        if subject is not None and subject.kind == "customer list":
-            return (
-                f"Check the segment_id / customer list id {subject.id}: it does not exist in "
-                f"ad account {ad_account_id} (or the ad_account_id is wrong)"
-            )
-        if subject is not None:
-            return (
-                f"Check the {subject.kind} id {subject.id}: it does not exist in "
-                f"ad account {ad_account_id} (or the ad_account_id is wrong)"
-            )
-        return _account_not_found_hint(ad_account_id, api_url)
+        if subject is None or str(code) == "2":
+            return _account_not_found_hint(ad_account_id, api_url, account_setting)
+        what = "segment_id / customer list" if subject.kind == "customer list" else subject.kind
+        return (
+            f"Check the {what} id {subject.id}: it does not exist in ad account "
+            f"{ad_account_id} (or {account_setting} is wrong)"
+        )
     if status == 400:
         return (
             "Pinterest rejected the request: check its parameters (list name, list_type, "
@@ -368,9 +399,11 @@ def refusal_error(
     ad_account_id: str,
     api_url: str,
     subject: Subject | None,
+    account_setting: str = ACCOUNT_SETTING,
 ) -> PinterestError:
     """The exception for an answer that retrying will not change (a 4xx but 408 and 429,
-    or a 401 that refreshing the token cannot cure)."""
+    or a 401 that refreshing the token cannot cure). ``account_setting`` names the setting
+    that gave ``ad_account_id`` in hints about the ad account."""
     if is_missing_scope(status, code):
         return PinterestScopeError(
             call,
@@ -379,7 +412,15 @@ def refusal_error(
             code=code,
             api_message=api_message,
             ad_account_id=ad_account_id,
+            account_setting=account_setting,
         )
-    hint = refusal_hint(status, ad_account_id=ad_account_id, api_url=api_url, subject=subject)
+    hint = refusal_hint(
+        status,
+        ad_account_id=ad_account_id,
+        api_url=api_url,
+        subject=subject,
+        code=code,
+        account_setting=account_setting,
+    )
     error_type = RequestTooLarge if status == 413 else PinterestApiError
     return error_type(call, status, code, api_message, hint)

@@ -1,9 +1,15 @@
-"""Thread-safe pacing of API calls.
+"""Thread-safe pacing of API calls: one `Pacer` per run, shared by every stream and thread.
 
 :class:`RateLimiter` is a sliding-window limiter: no more than ``calls_per_minute``
 grants in any window of ``period`` seconds. It never waits while the window has
-room (so a burst at start is allowed) and can be paused - e.g. after a 429 - so
-that every thread waits until Pinterest's reset time.
+room (so a burst at start is allowed), serves waiting callers in the order they asked
+(each reserves the next free slot), can be paused - after a 429 - so that every thread
+waits until Pinterest's reset time, and can be stopped: a fatal error (a quota used up
+for the day, a token without the scopes) makes every waiting and later ``acquire`` raise
+at once instead of sending into the same wall.
+
+:class:`Pacer` holds the two limiters of Pinterest's quotas (``ads_write`` and ``ads_read``)
+and stops both together.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from .errors import RunStopped
+
 
 class RateLimiter:
     def __init__(
@@ -22,18 +30,22 @@ class RateLimiter:
         *,
         period: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
+        """``sleep``: how a caller waits for its slot (tests inject a fake clock's); by
+        default an event wait that `stop` interrupts."""
         if calls_per_minute < 1:
             raise ValueError("calls_per_minute must be >= 1")
         self.calls_per_minute = calls_per_minute
         self.period = period
         self._clock = clock
-        self._sleep = sleep
+        self._stopped = threading.Event()
+        self._sleep: Callable[[float], object] = sleep or self._stopped.wait
         self._lock = threading.Lock()
         # Granted (or reserved, possibly in the future) call times, non-decreasing.
         self._grants: deque[float] = deque()
         self._paused_until = float("-inf")
+        self._stop_reason: str | None = None
         self.total_wait = 0.0
         self.calls = 0
 
@@ -52,11 +64,18 @@ class RateLimiter:
         self._grants.append(slot)
         return slot
 
+    def _check_stopped(self) -> None:
+        if self._stop_reason is not None:
+            raise RunStopped(self._stop_reason)
+
     def acquire(self) -> float:
-        """Block until a call may be made; return the seconds waited."""
+        """Block until a call may be made; return the seconds waited.
+
+        Raises :class:`RunStopped` once the limiter was stopped, also while waiting."""
         waited = 0.0
         while True:
             with self._lock:
+                self._check_stopped()
                 now = self._clock()
                 slot = self._reserve(now)
             delay = slot - now
@@ -65,11 +84,13 @@ class RateLimiter:
             self._sleep(delay)
             waited += delay
             with self._lock:
-                if self._paused_until <= self._clock():
-                    break
-                # paused while we slept: give the slot back and queue again
-                with contextlib.suppress(ValueError):  # pruned already
-                    self._grants.remove(slot)
+                if self._stop_reason is not None or self._paused_until > self._clock():
+                    # stopped or paused while we slept: give the slot back (and queue again)
+                    with contextlib.suppress(ValueError):  # pruned already
+                        self._grants.remove(slot)
+                    self._check_stopped()
+                    continue
+                break
         with self._lock:
             self.total_wait += waited
             self.calls += 1
@@ -82,6 +103,17 @@ class RateLimiter:
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
 
+    def stop(self, reason: str) -> None:
+        """Make every waiting and later ``acquire`` raise :class:`RunStopped` with ``reason``."""
+        with self._lock:
+            if self._stop_reason is None:
+                self._stop_reason = reason
+        self._stopped.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop_reason is not None
+
     @property
     def paused_until(self) -> float:
         with self._lock:
@@ -89,3 +121,37 @@ class RateLimiter:
 
     def __repr__(self) -> str:
         return f"RateLimiter(calls_per_minute={self.calls_per_minute}, period={self.period})"
+
+
+class Pacer:
+    """The run's one pacer: Pinterest's write and read quotas, shared by every stream, every
+    ad account and every thread of the run (Pinterest counts both per app and user)."""
+
+    def __init__(
+        self,
+        *,
+        writes_per_minute: int,
+        reads_per_minute: int,
+        period: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.writes = RateLimiter(writes_per_minute, period=period, clock=clock, sleep=sleep)
+        self.reads = RateLimiter(reads_per_minute, period=period, clock=clock, sleep=sleep)
+
+    def limiter(self, *, write: bool) -> RateLimiter:
+        return self.writes if write else self.reads
+
+    def stop(self, reason: str) -> None:
+        """Stop every call of the run: waiting ones and later ones raise `RunStopped`."""
+        self.writes.stop(reason)
+        self.reads.stop(reason)
+
+    @property
+    def stopped(self) -> bool:
+        return self.writes.stopped
+
+    @property
+    def wait_seconds(self) -> float:
+        """Seconds callers spent waiting for the quota, in all."""
+        return self.writes.total_wait + self.reads.total_wait

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,14 +23,21 @@ class ClientStats:
     )
     token_refreshes: int = 0
     auth_retries: int = 0
+    # Wall time during which at least one call waited for the quota (calls in flight wait
+    # side by side: their waits overlap, and are counted once).
     pacer_wait_seconds: float = 0.0
     retry_wait_seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _waited_until: float = field(default=float("-inf"), repr=False, compare=False)
 
     def record_attempt(self, *, write: bool, pacer_wait: float, token_refreshes: int) -> None:
         """One attempt of a call was sent, after waiting ``pacer_wait`` seconds for the quota."""
         with self._lock:
-            self.pacer_wait_seconds += pacer_wait
+            if pacer_wait > 0:
+                end = time.monotonic()
+                start = max(end - pacer_wait, self._waited_until)
+                self.pacer_wait_seconds += max(0.0, end - start)
+                self._waited_until = max(self._waited_until, end)
             self.token_refreshes = token_refreshes
             if write:
                 self.writes += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -21,6 +21,7 @@ from requests.adapters import HTTPAdapter
 
 from .auth import TokenManager
 from .errors import (
+    ACCOUNT_SETTING,
     PinterestApiError,
     PinterestAuthError,
     PinterestError,
@@ -34,7 +35,7 @@ from .errors import (
 )
 from .http_retry import HttpRequest, HttpResponse, RetryDecision, RetryPolicy, RetryState
 from .http_retry.failure import describe_failure, never_sent
-from .pacing import RateLimiter
+from .pacing import Pacer
 from .quota import QuotaBreaker, category_of
 from .stats import ClientStats
 
@@ -46,6 +47,14 @@ POOL_SIZE = 8
 _EXPIRED_SINCE_REFRESHES = 3
 
 Answer = HttpResponse | None
+
+
+@dataclass(frozen=True)
+class Account:
+    """The ad account a call is about, and the setting that names it (for messages)."""
+
+    id: str
+    setting: str = ACCOUNT_SETTING
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,10 @@ class Call:
     params: Mapping[str, Any] | None = field(default=None, repr=False)
     body: dict[str, Any] | bytes | None = field(default=None, repr=False)  # members: never shown
     subject: Subject | None = None
+    account: Account | None = None
+    stats: ClientStats | None = field(default=None, repr=False, compare=False)  # a view's own
+    # Called before the call goes again after an attempt that may have been applied.
+    on_resend: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
     def write(self) -> bool:
@@ -85,19 +98,15 @@ class Transport:
         api_url: str,
         tokens: TokenManager,
         *,
-        ad_account_id: str,
         retry: RetryPolicy,
-        write_limiter: RateLimiter,
-        read_limiter: RateLimiter,
+        pacer: Pacer,
         timeout: tuple[float, float],
         user_agent: str,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.tokens = tokens
-        self.ad_account_id = ad_account_id
         self.retry = retry
-        self.write_limiter = write_limiter
-        self.read_limiter = read_limiter
+        self.pacer = pacer
         self.timeout = timeout
         self.user_agent = user_agent
         self.stats = ClientStats()
@@ -137,12 +146,19 @@ class Transport:
                 self._sessions.append(session)
         return session
 
+    def _stats_of(self, call: Call) -> tuple[ClientStats, ...]:
+        """The counters a call counts in: the client's, and its view's own."""
+        return (self.stats,) if call.stats is None else (self.stats, call.stats)
+
     # ---------------------------------------------------------------- one call
     def request(self, call: Call) -> dict[str, Any]:
         """Send ``call`` until it succeeds, is refused, or its retry budget runs out."""
         state = RetryState()
         auth = _AuthRound()
+        maybe_applied = False  # the last attempt may have reached Pinterest and been applied
         while True:
+            if maybe_applied and call.on_resend is not None:
+                call.on_resend()
             token = self._acquire(call, state)
             response, error = self._send(call, token)
             if response is not None and 200 <= response.status_code < 300:
@@ -150,26 +166,30 @@ class Transport:
                 return _parse(response, call.description)
             if response is not None and _refreshable_401(response):
                 self._refresh_after_401(call, response, token, auth)
+                maybe_applied = False
                 continue
             auth.just_refreshed = False
             answer = self._retryable_answer(call, response) if response is not None else None
             if answer is None:
                 self._check_outcome_known(call, error)
+            maybe_applied = (answer is None and error is not None and not never_sent(error)) or (
+                answer is not None and answer.status_code >= 500
+            )
             wait = self._retry_wait(call, state, answer, error)
             if wait > 0:
                 self.retry.sleep(wait)
 
     def _acquire(self, call: Call, state: RetryState) -> str:
         """Wait for the pacer, take the current token, count the attempt."""
-        limiter = self.write_limiter if call.write else self.read_limiter
         self.quota.check(call.description, call.method)
-        waited = limiter.acquire()
+        waited = self.pacer.limiter(write=call.write).acquire()
         # again: another call may have found the quota used up while this one waited
         self.quota.check(call.description, call.method)
         token = self.tokens.get()
-        self.stats.record_attempt(
-            write=call.write, pacer_wait=waited, token_refreshes=self.tokens.refresh_count
-        )
+        for stats in self._stats_of(call):
+            stats.record_attempt(
+                write=call.write, pacer_wait=waited, token_refreshes=self.tokens.refresh_count
+            )
         state.attempts += 1
         return token
 
@@ -223,7 +243,8 @@ class Transport:
         self.tokens.refresh(token)
         auth.refreshes += 1
         auth.just_refreshed = True
-        self.stats.record_auth_retry(token_refreshes=self.tokens.refresh_count)
+        for stats in self._stats_of(call):
+            stats.record_auth_retry(token_refreshes=self.tokens.refresh_count)
 
     def _retryable_answer(self, call: Call, response: requests.Response) -> HttpResponse:
         """The answer for the retry policy to judge; raises for a final refusal (4xx)."""
@@ -237,7 +258,8 @@ class Transport:
                 code,
                 api_message,
                 write=call.write,
-                ad_account_id=self.ad_account_id,
+                ad_account_id=call.account.id if call.account else "?",
+                account_setting=call.account.setting if call.account else ACCOUNT_SETTING,
                 api_url=self.api_url,
                 subject=call.subject,
             )
@@ -274,9 +296,8 @@ class Transport:
         if decision.exhausted:
             raise self._give_up(call, state, decision, answer, error)
         if decision.reason == "429":
-            # Pinterest's quota is the account's, not this call's: every call waits for it.
-            limiter = self.write_limiter if call.write else self.read_limiter
-            limiter.pause(decision.wait)
+            # Pinterest's quota is the app's and user's, not this call's: every call waits.
+            self.pacer.limiter(write=call.write).pause(decision.wait)
         logger.warning(
             "%s /%s -> %s; retry %d in %.2fs (%s)",
             call.method,
@@ -287,7 +308,8 @@ class Transport:
             decision.reason,
         )
         state.record_retry(decision.reason, decision.wait)
-        self.stats.record_retry(decision.reason, decision.wait)
+        for stats in self._stats_of(call):
+            stats.record_retry(decision.reason, decision.wait)
         return decision.wait
 
     def _give_up(
@@ -301,14 +323,7 @@ class Transport:
         if decision.reason == "429" and decision.wait_exceeds_budget and answer is not None:
             return self._quota_exhausted(call, decision, answer)
         failure = describe_failure(error, self.endpoint) if error is not None else None
-        last = answer.status_code if answer else failure
-        logger.error(
-            "Giving up on %s after %d attempt(s), %.1fs waited (last: %s)",
-            call.description,
-            state.attempts,
-            state.waited,
-            last,
-        )
+        # Not logged here: the error says it all, and whoever catches it reports it once.
         return RetryBudgetExhausted(
             call.description,
             attempts=state.attempts,

@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -77,3 +78,60 @@ def test_a_host_that_refuses_connections_is_named_and_given_up_on_quickly(
     assert waited is not None, run.stderr[-2000:]
     assert float(waited.group(1)) < 10  # the budget of resets and timeouts is minutes
     assert "Traceback" not in run.stderr
+    # 20.6: said once ("Giving up on ..." was logged before the error said "Gave up on ...")
+    errors = [line for line in run.stderr.splitlines() if "ERROR" in line]
+    assert len([line for line in errors if "connection refused" in line]) == 1, errors
+
+
+# ---- issue 20.5: a target that fails early reads what the tap still sends ----------------------
+
+
+def _feed(proc: subprocess.Popen[bytes], lines: bytes, broken: list[BaseException]) -> None:
+    assert proc.stdin is not None
+    try:
+        for start in range(0, len(lines), 1 << 16):
+            proc.stdin.write(lines[start : start + (1 << 16)])
+        proc.stdin.close()
+    except (BrokenPipeError, ConnectionResetError) as error:
+        broken.append(error)
+
+
+@pytest.mark.parametrize(
+    "mistake",
+    [
+        {"access_token": "revoked"},  # refused by Pinterest at the access check
+        {"streams": {"audience": {"audeince_name": "x"}}},  # a typo, refused by config_check
+    ],
+)
+def test_a_target_that_fails_early_lets_the_tap_finish_writing(
+    target: TargetRunner, mistake: dict[str, object]
+) -> None:
+    # 20.5: a tap writing 4 MB (far more than a pipe holds) into a target that refused to start.
+    # Without the target reading it to the end, the tap's writes fail with a broken pipe (under
+    # Meltano: two BrokenPipeError tracebacks after the target's message).
+    config = target.workdir / "config.json"
+    config.write_text(json.dumps(target.config(**mistake)))
+    lines = "".join(
+        json.dumps(message) + "\n" for message in audience_messages("audience", "T", emails(50_000))
+    ).encode()
+    assert len(lines) > 4_000_000
+    log = target.workdir / "stderr.log"
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "target_pinterest_audiences", "--config", str(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            cwd=target.workdir,
+        )
+        broken: list[BaseException] = []
+        feeder = threading.Thread(target=_feed, args=(proc, lines, broken))
+        feeder.start()
+        feeder.join(timeout=60)
+        proc.wait(timeout=60)
+    assert proc.returncode == 1
+    assert broken == [], "the target exited while the tap was still writing"
+    text = log.read_text()
+    assert "Traceback" not in text
+    assert ("refused the access token" in text) or ("audeince_name" in text), text[-2000:]
+    assert text.strip().splitlines()[-1].count("ERROR") == 1  # the message is the last line

@@ -60,6 +60,22 @@ def test_about_documents_every_setting_and_marks_secrets() -> None:
     assert "client_id" not in [k for k, v in settings.items() if v.get("secret")]
     assert about["settings"]["required"] == ["ad_account_id"]
 
+    # 20.6: plain --about says what each setting means too (the SDK's text lists names only)
+    plain = subprocess.run(
+        [sys.executable, "-m", "target_pinterest_audiences", "--about"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    flat = " ".join(plain.split())
+    for name, setting in settings.items():
+        assert f"- {name}" in plain, name
+        if setting.get("description"):
+            assert " ".join(setting["description"].split()) in flat, name
+    assert "- ad_account_id (required): Ad account ID" in plain
+    assert "- client_secret (secret): Client secret" in plain
+    assert "Default: https://api.pinterest.com/v5" in plain
+
 
 # 2 and 6. Identifiers, members, dedup, last row wins -----------------------------------------
 

@@ -654,8 +654,11 @@ def test_sigkill_after_one_stream_finished_claims_nothing_and_rerun_reuses_every
     )  # only the second stream (records_per_request=2 -> PATCHes) is slow
     crasher = Crasher(target)
     proc = crasher.start(messages, records_per_request=4, **FAST)
-    # kill while the second stream's PATCH is in flight, once "first" is done
-    out, _ = crasher.kill_when(proc, lambda: bool(emulator.faults_fired))
+    # kill while the second stream's PATCH is in flight, once "first" is done (the streams sync
+    # side by side: "first" has its list and audience while "second" still sends)
+    out, _ = crasher.kill_when(
+        proc, lambda: bool(emulator.faults_fired) and len(emulator.audiences(AD_ACCOUNT)) == 1
+    )
     assert len(emulator.audiences(AD_ACCOUNT)) == 1  # "first" had its list and audience
     assert out.strip() == ""  # ... but STATE is written only once everything is accepted
     emulator.clear_faults()
@@ -770,10 +773,10 @@ def test_no_secret_or_raw_identifier_in_any_output_at_debug_level(
     # --about, with the secret configuration given
     config = workdir / "config.json"
     config.write_text(json.dumps(target.config(**_secret_config(emulator))))
-    for fmt in ("json", "markdown"):
+    for fmt in ("json", "markdown", "text"):
         about = subprocess.run(
-            [sys.executable, "-m", "target_pinterest_audiences", "--about", "--format", fmt,
-             "--config", str(config)],
+            [sys.executable, "-m", "target_pinterest_audiences", "--about",
+             *(["--format", fmt] if fmt != "text" else []), "--config", str(config)],
             capture_output=True,
             text=True,
             env={**os.environ, **DEBUG_ENV},

@@ -162,6 +162,14 @@ def meltano(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         shutil.rmtree(PROJECT / ".target-pinterest-audiences", ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_ledger(meltano: Meltano) -> None:
+    """Each test has a Pinterest of its own (a new emulator, whose list ids start over): the
+    target's memory of the lists it loaded, kept in the project, starts over with it (both
+    sync modes record there)."""
+    shutil.rmtree(meltano.project / ".target-pinterest-audiences", ignore_errors=True)
+
+
 def _fill_table(postgres_url: str, segment_name: str, rows: list[dict[str, Any]]) -> None:
     import psycopg
     from sqlalchemy.engine import make_url

@@ -108,11 +108,6 @@ def _expected_kind(prop: dict[str, Any]) -> str:
     return JSON_TYPE_KIND[json_type]
 
 
-def _repo_url() -> str:
-    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    return pyproject["project"]["urls"]["Repository"]
-
-
 # ---- the Hub file -------------------------------------------------------------------------
 
 
@@ -124,7 +119,8 @@ def test_hub_file_is_in_the_hubs_loader_format() -> None:
     assert hub["namespace"] == "target_pinterest_audiences"
     assert hub["executable"] == LOADER
     assert hub["pip_url"] == LOADER  # the package index; a project may point it elsewhere
-    assert hub["repo"] == _repo_url()
+    # The repository's public address is not known yet: no link to it, rather than a guess.
+    assert "repo" not in hub and "docs" not in hub
     assert set(hub["capabilities"]) <= LOADER_CAPABILITIES
     names = [s["name"] for s in hub["settings"]]
     assert len(names) == len(set(names)), "a setting described twice"
@@ -182,21 +178,12 @@ def test_the_repos_own_meltano_yml_declares_the_loader_as_the_hub_file_does() ->
         assert loader[key] == hub[key], f"meltano.yml and meltano-hub.yml differ in {key}"
 
 
-def test_every_link_to_the_repository_names_the_same_one() -> None:
-    """The repository's address is written in pyproject.toml; the others must follow it."""
-    owner_repo = _repo_url().removeprefix("https://github.com/")
-    pattern = re.compile(
-        r"(?:github\.com|raw\.githubusercontent\.com)/([\w.-]+/[\w.-]+?)(?:\.git)?(?=[/#\s`@]|$)"
-    )
-    seen = 0
+def test_nothing_links_to_a_repository_address_nobody_knows() -> None:
+    """The repository's public address is not known (issue 20.3): no file guesses one."""
+    pattern = re.compile(r"(?:github\.com|githubusercontent\.com)/[\w.-]+/target-pinterest")
     for name in ("pyproject.toml", HUB_FILE.name, "README.md", "meltano.yml"):
-        for found in pattern.findall((REPO / name).read_text()):
-            if found.endswith("/target-pinterest-audiences"):
-                assert found == owner_repo, (
-                    f"{name} links to {found}, pyproject.toml to {owner_repo}"
-                )
-                seen += 1
-    assert seen >= 6, seen
+        assert not pattern.search((REPO / name).read_text()), name
+    assert "urls" not in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 
 
 # ---- the README's Meltano section ---------------------------------------------------------
@@ -229,13 +216,19 @@ def _user_commands() -> list[str]:
 
 def test_readme_shows_the_hub_path_first() -> None:
     section = _meltano_section()
-    raw = _repo_url().replace("https://github.com/", "https://raw.githubusercontent.com/")
-    hub_url = f"{raw}/main/{HUB_FILE.name}"
     commands = _user_commands()
-    assert commands[0] == f"meltano add --plugin-type loader {LOADER} --from-ref {hub_url}"
-    assert section.index(hub_url) < section.index("```yaml"), "the Hub path comes first"
+    assert commands[0] == 'export TPA="$PWD"'  # in the checkout: its path, for the others
+    assert commands[1] == (
+        f'meltano add --plugin-type loader {LOADER} --from-ref "$TPA/{HUB_FILE.name}" --no-install'
+    )
+    assert commands[2].startswith("sed -i.bak ") and commands[3] == "meltano install"
+    assert section.index(commands[1]) < section.index("```yaml"), "the Hub path comes first"
     assert any(c.startswith("meltano run ") and c.endswith(f" {LOADER}") for c in commands)
     assert any(c.startswith("meltano state get ") for c in commands)
+    # the wheel the README names is the one `python -m build` makes of this version
+    from target_pinterest_audiences import __version__
+
+    assert f"dist/target_pinterest_audiences-{__version__}-py3-none-any.whl" in section
 
 
 def test_readme_block_agrees_with_the_hub_file_and_the_target() -> None:
@@ -245,7 +238,7 @@ def test_readme_block_agrees_with_the_hub_file_and_the_target() -> None:
     for key in ("name", "namespace", "executable", "capabilities", "settings_group_validation"):
         assert loader[key] == hub[key], key
     assert "structured-logging" in loader["capabilities"]
-    assert loader["pip_url"] in (LOADER, f"git+{_repo_url()}.git"), loader["pip_url"]
+    assert loader["pip_url"] == LOADER, loader["pip_url"]
     settings = {s["name"]: s for s in loader["settings"]}
     assert list(settings) == list(hub_settings), "the block must name the Hub file's settings"
     declared = about["settings"]["properties"]
@@ -351,9 +344,8 @@ def test_fresh_project_adds_the_loader_from_the_hub_file_and_runs_a_pipeline(
     tmp_path: Path, emulator: PinterestEmulator
 ) -> None:
     hub_before = HUB_FILE.read_bytes()
-    wheel = built_dist().wheel
+    checkout = built_dist().source  # a clean copy of this checkout, as a user's clone would be
     project = _new_project(tmp_path, "fresh", PINTEREST_ACCESS_TOKEN=DEFAULT_ACCESS_TOKEN)
-    raw_hub_url = _user_commands()[0].split("--from-ref ", 1)[1]
     ran: list[str] = []
 
     def readme(prefix: str, **replace: str) -> subprocess.CompletedProcess[str]:
@@ -366,14 +358,26 @@ def test_fresh_project_adds_the_loader_from_the_hub_file_and_runs_a_pipeline(
         sys.stderr.write(f"[test_meltano_hub] {command[:60]}: {time.monotonic() - started:.1f}s\n")
         return proc
 
-    # The user's commands, the Hub file from this checkout instead of its URL.
-    readme("meltano add ", **{raw_hub_url: f"{HUB_FILE} --no-install"})
+    # The user's commands as the README writes them: the first in the checkout.
+    first = _user_commands()[0]
+    exported = subprocess.run(
+        ["bash", "-c", f"{first} && printf %s \"$TPA\""],
+        cwd=checkout, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    ran.append(first)
+    assert Path(exported.stdout) == checkout
+    project.env["TPA"] = exported.stdout
+    readme("meltano add ")
     data = project.yaml()
     assert list(data["plugins"]) == ["loaders"], "added as something else than a loader too"
     (loader,) = data["plugins"]["loaders"]
     assert loader["name"] == LOADER and loader["pip_url"] == LOADER
     assert [s["name"] for s in loader["settings"]] == list(_hub_settings())
-    _set_pip_url(project, str(wheel))
+    listed = project.shell(f"meltano config list {LOADER}").stdout
+    assert "OWNER" not in listed and "github.com" not in listed, listed[-500:]
+    readme("sed ")
+    assert project.yaml()["plugins"]["loaders"][0]["pip_url"] == str(checkout)
+    readme("meltano install")
     readme("meltano config set target-pinterest-audiences ad_account_id")
     readme("meltano config set target-pinterest-audiences access_token")
     env_file = (project.root / ".env").read_text()
@@ -392,7 +396,6 @@ def test_fresh_project_adds_the_loader_from_the_hub_file_and_runs_a_pipeline(
     project.shell(f"meltano config set {TAP} stream holiday_shoppers")
     project.shell(f"meltano config set {LOADER} api_url {emulator.url}")
 
-    project.shell("meltano install")
     named = re.findall(re.escape(README_VENV_BIN) + r"([\w-]+)", _meltano_section())
     assert named, f"the README names no command in {README_VENV_BIN}"
     for executable in named:
@@ -432,4 +435,5 @@ def test_meltano_accepts_the_readme_block(tmp_path: Path) -> None:
     printed = json.loads(project.shell(f"meltano config print {LOADER} --format json").stdout)
     assert printed["ad_account_id"] == AD_ACCOUNT
     assert printed["api_url"] == "https://api.pinterest.com/v5"
-    assert shlex.split(_user_commands()[0])[1:4] == ["add", "--plugin-type", "loader"]
+    (add,) = [c for c in _user_commands() if c.startswith("meltano add ")]
+    assert shlex.split(add)[1:4] == ["add", "--plugin-type", "loader"]

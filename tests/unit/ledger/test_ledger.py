@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -577,3 +578,50 @@ def test_partitioned_members_out_of_order_are_refused(ledger: Ledger) -> None:
         ledger.diff(ACCOUNT, new_list(), Partitioned([high, low]))
     with pytest.raises(ValueError, match="one first byte per blob"):
         ledger.diff(ACCOUNT, new_list(), Partitioned([low + high]))
+
+
+def test_threads_of_one_process_exclude_each_other_and_many_locks_cost_one_session(
+    ledger: Ledger, backend: str
+) -> None:
+    # Streams syncing side by side lock their lists from threads of one process: the same list
+    # is held by one thread at a time (PostgreSQL's advisory locks are re-entrant within a
+    # session, so the process must exclude its own threads), and holding many lists at once
+    # does not take a database connection each.
+    inside: list[str] = []
+    most = [0]
+    held = threading.Barrier(13)
+    guard = threading.Lock()
+
+    def same_list() -> None:
+        with ledger.lock(ACCOUNT, "shared", wait_seconds=30):
+            with guard:
+                inside.append("x")
+                most[0] = max(most[0], len(inside))
+            time.sleep(0.02)
+            with guard:
+                inside.pop()
+
+    def other_list(n: int) -> None:
+        with ledger.lock(ACCOUNT, f"list-{n}", wait_seconds=30):
+            held.wait(timeout=30)  # all twelve held at once
+            held.wait(timeout=30)
+
+    threads = [threading.Thread(target=same_list) for _ in range(6)]
+    threads += [threading.Thread(target=other_list, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    held.wait(timeout=30)
+    if backend == "postgres":
+        engine = ledger._ensure()
+        with engine.connect() as conn:
+            sessions = conn.execute(
+                sa.text(
+                    "SELECT count(DISTINCT pid) FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND pid <> pg_backend_pid()"
+                )
+            ).scalar()
+        assert sessions == 1
+    held.wait(timeout=30)
+    for thread in threads:
+        thread.join()
+    assert most[0] == 1

@@ -1,5 +1,5 @@
-"""The ledger's schema version 2: per-list upload counts (issue 11.2), and the migration of a
-version-1 ledger in place, on SQLite and on PostgreSQL."""
+"""The ledger's schema: per-list upload tallies (issues 11.2 and 20.1), and the migration of
+version-1 and version-2 ledgers in place, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from target_pinterest_audiences.ledger import Ledger, LedgerError, open_ledger
+from target_pinterest_audiences.ledger.schema import SCHEMA_VERSION
 from tests.ledger_support import ACCOUNT, adds_of, blob, fresh_database, hs, new_list, sync
 from tests.pg import postgres_url  # noqa: F401  (session fixture)
 
@@ -85,32 +86,48 @@ def schema_version(url: str) -> str:
 # ---- what the ledger can account for ----------------------------------------------------------
 
 
-def test_uploaded_records_add_up_per_list(ledger: Ledger) -> None:
+def test_accounted_records_add_up_per_list(ledger: Ledger) -> None:
     l1, l2 = new_list(), new_list()
-    assert ledger.uploaded(ACCOUNT, l1) == 0  # a list the ledger never heard of
-    ledger.note_uploaded(ACCOUNT, l1, 10_000)  # the create's first chunk
-    ledger.note_uploaded(ACCOUNT, l1, 10_000)  # an ADD call
-    ledger.note_uploaded(ACCOUNT, l1, 10_000)  # the same call again, after a lost answer
-    ledger.note_uploaded(ACCOUNT, l1, 0)
-    ledger.note_uploaded(ACCOUNT, l2, 3)
-    assert ledger.uploaded(ACCOUNT, l1) == 30_000
-    assert ledger.uploaded(ACCOUNT, l2) == 3
-    assert ledger.uploaded(OTHER_ACCOUNT, l1) == 0
-    ledger.note_uploaded(ACCOUNT, l2, -2)  # a REMOVE call Pinterest accepted
-    assert ledger.uploaded(ACCOUNT, l2) == 1  # net of removals
+    never = ledger.upload_tally(ACCOUNT, l1)  # a list the ledger never heard of
+    assert (never.accounted, never.warned, never.recorded) == (0, 0, False)
+    ledger.note_accounted(ACCOUNT, l1, 10_000)  # the create's first chunk
+    ledger.note_accounted(ACCOUNT, l1, 10_000)  # an ADD call
+    ledger.note_accounted(ACCOUNT, l1, 10_000)  # the same call again, after a lost answer
+    ledger.note_accounted(ACCOUNT, l1, 0)
+    ledger.note_accounted(ACCOUNT, l2, 3)
+    assert ledger.upload_tally(ACCOUNT, l1).accounted == 30_000
+    assert ledger.upload_tally(ACCOUNT, l2).accounted == 3
+    assert ledger.upload_tally(OTHER_ACCOUNT, l1).recorded is False
+    ledger.note_accounted(ACCOUNT, l2, -2)  # noted ahead, never sent: taken back
+    assert ledger.upload_tally(ACCOUNT, l2).accounted == 1
     # the counts are not the membership: confirming and removing leave them alone
     sync(ledger, l1, hs(range(5)))
     sync(ledger, l1, hs(range(2)))
-    assert ledger.uploaded(ACCOUNT, l1) == 30_000
+    assert ledger.upload_tally(ACCOUNT, l1).accounted == 30_000
 
 
-def test_uploaded_records_survive_reopening(fresh_url: str, tmp_path: Path) -> None:
+def test_a_warning_is_noted_and_a_removal_takes_it_as_handled(ledger: Ledger) -> None:
+    lst = new_list()
+    ledger.note_accounted(ACCOUNT, lst, 100)
+    ledger.note_warned(ACCOUNT, lst, 40)
+    assert ledger.upload_tally(ACCOUNT, lst).warned == 40
+    ledger.take_as_handled(ACCOUNT, lst, 40)
+    tally = ledger.upload_tally(ACCOUNT, lst)
+    assert (tally.accounted, tally.warned) == (140, 0)
+    other = new_list()  # a warning about a list the target never uploaded to
+    ledger.note_warned(ACCOUNT, other, 7)
+    assert ledger.upload_tally(ACCOUNT, other).accounted == 0
+    ledger.take_as_handled(ACCOUNT, other, 7)
+    assert ledger.upload_tally(ACCOUNT, other).accounted == 7
+
+
+def test_accounted_records_survive_reopening(fresh_url: str, tmp_path: Path) -> None:
     lst = new_list()
     with open_ledger(fresh_url, base_dir=tmp_path) as led:
-        led.note_uploaded(ACCOUNT, lst, 7)
+        led.note_accounted(ACCOUNT, lst, 7)
     with open_ledger(fresh_url, base_dir=tmp_path) as led:
-        led.note_uploaded(ACCOUNT, lst, 5)
-        assert led.uploaded(ACCOUNT, lst) == 12
+        led.note_accounted(ACCOUNT, lst, 5)
+        assert led.upload_tally(ACCOUNT, lst).accounted == 12
 
 
 # ---- migration -------------------------------------------------------------------------------
@@ -126,20 +143,57 @@ def test_a_version_1_ledger_is_migrated_in_place(fresh_url: str, tmp_path: Path)
         with led.diff(ACCOUNT, old, hs(range(10, 25))) as diff:
             assert (diff.known_count, diff.add_count, diff.remove_count) == (20, 5, 10)
             assert adds_of(diff) == sorted(hs(range(20, 25)))
-        # what was uploaded to the lists it had is unknown, and stays so
-        assert led.uploaded(ACCOUNT, old) is None
-        assert led.uploaded(OTHER_ACCOUNT, other) is None
-        led.note_uploaded(ACCOUNT, old, 100)
-        assert led.uploaded(ACCOUNT, old) is None
+        # what was uploaded to the lists it had was never counted: unknown until settled
+        for account, lst in ((ACCOUNT, old), (OTHER_ACCOUNT, other)):
+            tally = led.upload_tally(account, lst)
+            assert (tally.accounted, tally.legacy_net, tally.recorded) == (None, None, True)
+        led.settle_accounted(ACCOUNT, old, 100)
+        led.settle_accounted(ACCOUNT, old, 999)  # settled once
+        assert led.upload_tally(ACCOUNT, old).accounted == 100
         # a list recorded from now on is counted
         new = new_list()
         led.confirm_added(ACCOUNT, new, blob(range(4)))
-        led.note_uploaded(ACCOUNT, new, 4)
-        assert led.uploaded(ACCOUNT, new) == 4
-    assert schema_version(fresh_url) == "2"
+        led.note_accounted(ACCOUNT, new, 4)
+        assert led.upload_tally(ACCOUNT, new).accounted == 4
+    assert schema_version(fresh_url) == SCHEMA_VERSION
     with open_ledger(fresh_url, base_dir=tmp_path) as led:  # a second opening migrates nothing
-        assert led.uploaded(ACCOUNT, old) is None
-        assert led.uploaded(ACCOUNT, new) == 4
+        assert led.upload_tally(OTHER_ACCOUNT, other).accounted is None
+        assert led.upload_tally(ACCOUNT, new).accounted == 4
+
+
+def test_a_version_2_ledger_is_migrated_in_place(fresh_url: str, tmp_path: Path) -> None:
+    """A ledger the previous release wrote: its net upload counts are kept, to be settled."""
+    counted, unknown = new_list(), new_list()
+    build_v1(fresh_url, {(ACCOUNT, counted): hs(range(6)), (ACCOUNT, unknown): hs(range(2))})
+    engine = sa.create_engine(fresh_url)
+    try:
+        with engine.begin() as conn:  # what version 2 added, as it added it
+            conn.exec_driver_sql(
+                "CREATE TABLE tpa_ledger_uploads (ad_account_id TEXT NOT NULL, list_key TEXT "
+                "NOT NULL, uploaded BIGINT, PRIMARY KEY (ad_account_id, list_key))"
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO tpa_ledger_uploads (ad_account_id, list_key, uploaded) "
+                    "VALUES (:a, :c, 9), (:a, :u, NULL)"
+                ),
+                {"a": ACCOUNT, "c": counted, "u": unknown},
+            )
+            conn.exec_driver_sql(
+                "UPDATE tpa_ledger_meta SET value = '2' WHERE key = 'schema_version'"
+            )
+    finally:
+        engine.dispose()
+    with open_ledger(fresh_url, base_dir=tmp_path) as led:
+        assert led.count(ACCOUNT, counted) == 6
+        tally = led.upload_tally(ACCOUNT, counted)
+        assert (tally.accounted, tally.legacy_net, tally.warned) == (None, 9, 0)
+        assert led.upload_tally(ACCOUNT, unknown).legacy_net is None
+        led.note_warned(ACCOUNT, counted, 3)
+        assert led.upload_tally(ACCOUNT, counted).warned == 3
+        token_store = led.refresh_token_store("client")  # version 2's refresh tokens work
+        assert token_store is not None
+    assert schema_version(fresh_url) == SCHEMA_VERSION
 
 
 def test_two_runs_opening_a_version_1_ledger_at_once_migrate_it_once(
@@ -154,7 +208,7 @@ def test_two_runs_opening_a_version_1_ledger_at_once_migrate_it_once(
     def open_it(led: Ledger) -> None:
         start.wait()
         try:
-            results.append(led.uploaded(ACCOUNT, lst))
+            results.append(led.upload_tally(ACCOUNT, lst).accounted)
         except Exception as exc:  # reported below
             results.append(exc)
 
@@ -166,21 +220,21 @@ def test_two_runs_opening_a_version_1_ledger_at_once_migrate_it_once(
     for led in ledgers:
         led.close()
     assert results == [None, None]
-    assert schema_version(fresh_url) == "2"
+    assert schema_version(fresh_url) == SCHEMA_VERSION
 
 
 def test_a_ledger_of_an_unknown_version_is_refused_untouched(
     fresh_url: str, tmp_path: Path
 ) -> None:
     lst = new_list()
-    build_v1(fresh_url, {(ACCOUNT, lst): hs(range(5))}, version="3")
+    build_v1(fresh_url, {(ACCOUNT, lst): hs(range(5))}, version="99")
     led = open_ledger(fresh_url, base_dir=tmp_path)
     with pytest.raises(LedgerError) as err:
         led.count(ACCOUNT, lst)
     led.close()
-    assert "ledger_url" in str(err.value) and "schema version 3" in str(err.value)
-    assert "needs 2" in str(err.value)
-    assert schema_version(fresh_url) == "3"
+    assert "ledger_url" in str(err.value) and "schema version 99" in str(err.value)
+    assert f"needs {SCHEMA_VERSION}" in str(err.value)
+    assert schema_version(fresh_url) == "99"
     engine = sa.create_engine(fresh_url)
     try:
         assert "tpa_ledger_uploads" not in sa.inspect(engine).get_table_names()

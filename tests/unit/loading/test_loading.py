@@ -191,7 +191,7 @@ def test_an_update_too_large_is_split_and_the_mirror_tally_counts_only_what_was_
     assert max(sizes) <= 5 and sum(sizes) == 15  # the create took 10; the rest went in halves
     with open_ledger(None, base_dir=tmp_path) as ledger:
         # Pinterest counted 25 uploaded records; the refused call must not count as sent.
-        assert ledger.uploaded(AD_ACCOUNT, created["id"]) == 25
+        assert ledger.upload_tally(AD_ACCOUNT, created["id"]).accounted == 25
 
 
 def test_records_pinterest_could_not_use_in_an_update_are_counted(

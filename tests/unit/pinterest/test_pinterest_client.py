@@ -8,10 +8,13 @@ import logging
 import random
 import threading
 import time
+from typing import Any
 
 import pytest
 
 from target_pinterest_audiences.pinterest import (
+    ClientStats,
+    Pacer,
     PinterestApiError,
     PinterestAuthError,
     PinterestClient,
@@ -19,6 +22,7 @@ from target_pinterest_audiences.pinterest import (
     RateLimiter,
     RetryBudgetExhausted,
     RetryPolicy,
+    RunStopped,
     TokenManager,
     WriteOutcomeUnknown,
 )
@@ -646,3 +650,42 @@ def test_members_travel_as_blobs_of_digests() -> None:
             client.update_customer_list("643", "ADD", bad)  # type: ignore[arg-type]
         with pytest.raises(ValueError):
             client.create_customer_list("l", "EMAIL", bad)  # type: ignore[arg-type]
+
+
+def test_stopping_the_pacer_ends_waiting_and_later_calls_at_once() -> None:
+    pacer = Pacer(writes_per_minute=1, reads_per_minute=1, period=60)
+    pacer.writes.acquire()  # the minute's one write: the next waits a minute
+    raised: list[BaseException] = []
+
+    def waiting() -> None:
+        try:
+            pacer.writes.acquire()
+        except RunStopped as error:
+            raised.append(error)
+
+    thread = threading.Thread(target=waiting)
+    started = time.monotonic()
+    thread.start()
+    time.sleep(0.1)
+    pacer.stop("Pinterest's write quota is used up")
+    thread.join(timeout=5)
+    assert not thread.is_alive() and time.monotonic() - started < 2
+    assert [str(e) for e in raised] == ["Pinterest's write quota is used up"]
+    with pytest.raises(RunStopped):
+        pacer.reads.acquire()  # the reads too, though they had room
+
+
+def test_client_views_share_the_pacer_and_count_their_own_calls(emu: Any) -> None:
+    other = "549755885176"
+    emu.configure(ad_accounts=[ACCT, other])  # the token may use both
+    client = PinterestClient(emu.url, ACCT, TokenManager(emu.url, access_token="test-access-token"))
+    mine, theirs = ClientStats(), ClientStats()
+    a = client.view(stats=mine)
+    b = client.view(ad_account_id=other, account_setting="streams.uk.ad_account_id", stats=theirs)
+    assert a.pacer is b.pacer is client.pacer
+    a.check_access()
+    b.check_access()
+    b.check_access()
+    assert (mine.reads, theirs.reads, client.stats.reads) == (1, 2, 3)
+    assert [r.path for r in emu.requests][-1] == f"/v5/ad_accounts/{other}/customer_lists"
+    client.close()

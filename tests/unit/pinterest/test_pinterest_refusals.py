@@ -80,9 +80,41 @@ def test_403_not_permitted_is_a_scope_error(emu, tmp_path) -> None:
     with pytest.raises(PinterestScopeError) as info:
         list(client.iter_audiences())
     text = str(info.value)
-    assert "ads:read" in text and ACCT in text and "ad_account_id" in text
-    assert "resource. The call needs" in text  # one sentence after Pinterest's, no ".."
+    assert "ads:read" in text and ACCT in text and "check ad_account_id" in text
+    assert "resource. The token may not use" in text  # one sentence after Pinterest's, no ".."
+    assert info.value.settings == ("ad_account_id", "access_token", "refresh_token")
     assert tokens.refresh_count == 0 and client.stats.retries == 0
+
+
+OTHER_ACCOUNT = "549755885176"  # not one the emulator's tokens may use
+
+
+@pytest.mark.parametrize("refusal", ["forbidden", "not_found"])
+def test_an_ad_account_the_token_may_not_use_names_the_setting_that_gave_it(
+    emu, tmp_path, refusal: str
+) -> None:
+    # The emulator refuses it as Pinterest does (403 code 29, or 404 code 2: which one is not
+    # known); the message names the setting the caller says gave the account.
+    emu.configure(ad_account_refusal=refusal)
+    _, tokens, clock = make_client(emu, tmp_path)
+    policy = RetryPolicy(seed=1, sleep=clock.sleep, clock=clock)
+    setting = "streams.vip.ad_account_id"
+    client = PinterestClient(emu.url, OTHER_ACCOUNT, tokens, retry=policy, account_setting=setting)
+    for call in (client.check_access, lambda: client.get_customer_list("549755813889")):
+        with pytest.raises(PinterestError) as info:
+            call()
+        text = str(info.value)
+        assert f"heck {setting}" in text and OTHER_ACCOUNT in text and "Ads Manager URL" in text
+        assert "ad_account_id" not in text.replace(setting, "")  # only the setting named
+        assert isinstance(
+            info.value, PinterestScopeError if refusal == "forbidden" else PinterestApiError
+        )
+    assert [r.status for r in emu.requests] == [403 if refusal == "forbidden" else 404] * 2
+    assert tokens.refresh_count == 0 and clock.sleeps == []
+    # without a setting named, it is the top-level one
+    default = PinterestClient(emu.url, OTHER_ACCOUNT, tokens, retry=policy)
+    with pytest.raises(PinterestError, match=r"[Cc]heck ad_account_id \((549755885176|the digits)"):
+        default.check_access()
 
 
 # ------------------------------------------------------------------- exhausted quota
