@@ -49,11 +49,11 @@ from quota_floor import Account, Floor, StreamWrites, quota_floor, stream_writes
 from target_pinterest_audiences import settings as target_settings
 from target_pinterest_audiences.emulator import PinterestEmulator
 from target_pinterest_audiences.emulator.matching import count_matched
-from target_pinterest_audiences.emulator.options import Options, option_fields
+from target_pinterest_audiences.emulator.options import Options
 from target_pinterest_audiences.emulator.spec import Spec
 
 PYTHON = sys.executable
-FIRST_ACCOUNT = 549755885175  # the emulator's default (allowed) ad account
+FIRST_ACCOUNT = 549755885175  # the emulator's default ad account (the others are allowed too)
 TOKEN = "bench-many-token"
 SEEDED_MEMBERS = 3  # members of each seeded list (they are read, never loaded)
 SCHEMA = {
@@ -186,12 +186,8 @@ class Emulator:
 
 
 def allow_accounts(accounts: list[str]) -> list[str]:
-    """Flags letting the emulator serve these ad accounts, once it has an allow-list option
-    (issue 21: `ad_account...`, default the first account); none while it serves any."""
-    names = [f.name for f in option_fields() if f.name.startswith("ad_account")]
-    if len(accounts) == 1 or not names:
-        return []
-    return [f"--{names[0].replace('_', '-')}", ",".join(accounts)]
+    """Flags letting the emulator serve these ad accounts (it refuses any other)."""
+    return [flag for account in accounts for flag in ("--ad-account", account)]
 
 
 # ---------------------------------------------------------------- counting calls

@@ -14,19 +14,20 @@ import requests
 from target_pinterest_audiences.emulator import PinterestEmulator
 
 ACCOUNT = "549755885175"
+OTHER = "549755885176"
 SIZE = 5000
 
 
 @pytest.fixture(scope="module")
 def big() -> Iterator[tuple[PinterestEmulator, list[str], list[str]]]:
     """An account of 5,000 lists and 5,000 audiences (and a small one beside it)."""
-    with PinterestEmulator(matching_delay=0) as emu:
+    with PinterestEmulator(matching_delay=0, ad_accounts=(ACCOUNT, OTHER)) as emu:
         lists, audiences = [], []
         for i in range(SIZE):
             list_id = emu.seed_list(ACCOUNT, f"list {i}", [f"{i:064x}"])
             lists.append(list_id)
             audiences.append(emu.seed_audience(ACCOUNT, f"audience {i}", list_id))
-        emu.seed_list("549755885176", "elsewhere", [f"{1:064x}"])
+        emu.seed_list(OTHER, "elsewhere", [f"{1:064x}"])
         yield emu, lists, audiences
 
 
@@ -83,7 +84,7 @@ def test_a_bookmark_of_another_listing_or_order_is_refused(
         for url, params in (
             (f"{base}/audiences", {"bookmark": marks[0]}),
             (f"{base}/customer_lists", {"bookmark": marks[0], "order": "DESCENDING"}),
-            (f"{emu.url}/ad_accounts/549755885176/customer_lists", {"bookmark": marks[0]}),
+            (f"{emu.url}/ad_accounts/{OTHER}/customer_lists", {"bookmark": marks[0]}),
         ):
             answer = api.get(url, params=params, timeout=30)
             assert answer.status_code == 400 and answer.json()["code"] == 1
