@@ -2,7 +2,8 @@
 per call allow for the work the run cannot avoid. Pure functions; `bench_many.py` prints it.
 
 The model (issue 17's plan for a run): each ad account is listed once at the start (every page
-of its customer lists and of its audiences), then the run makes its write calls, then it reads
+of its customer lists and of its audiences: two chains of pages, each page's bookmark coming
+with the page before, the two side by side), then the run makes its write calls, then it reads
 back what Pinterest made of them: one more listing of each account, or, where that takes fewer
 calls (a single stream in a big account, issue 17 point 2), each of the run's lists and
 audiences by id, all at once. So
@@ -52,11 +53,20 @@ class Account:
 
     @property
     def pages_before(self) -> int:
-        return listing_pages(self.lists_before, self.audiences_before)
+        return sum(self.chains_before)
 
     @property
     def pages_after(self) -> int:
-        return listing_pages(self.lists_after, self.audiences_after)
+        return sum(self.chains_after)
+
+    @property
+    def chains_before(self) -> tuple[int, int]:
+        """Pages of the customer lists' listing and of the audiences' at the start."""
+        return pages(self.lists_before), pages(self.audiences_before)
+
+    @property
+    def chains_after(self) -> tuple[int, int]:
+        return pages(self.lists_after), pages(self.audiences_after)
 
 
 @dataclass(frozen=True)
@@ -85,10 +95,14 @@ def stream_writes(
     return StreamWrites(max(0, math.ceil(members / per_call) - 1), audience)
 
 
+def pages(items: int, page_size: int = PAGE_SIZE) -> int:
+    """Pages of one list call's every page (an empty one is still one page)."""
+    return max(1, math.ceil(items / page_size))
+
+
 def listing_pages(lists: int, audiences: int, page_size: int = PAGE_SIZE) -> int:
-    """Pages of one listing: every page of customer lists and of audiences (an empty list call
-    is still one page)."""
-    return max(1, math.ceil(lists / page_size)) + max(1, math.ceil(audiences / page_size))
+    """Pages of one listing: every page of customer lists and of audiences."""
+    return pages(lists, page_size) + pages(audiences, page_size)
 
 
 def window_seconds(calls: int, per_minute: int, latency: float) -> float:
@@ -120,14 +134,14 @@ def chain_seconds(calls: int, per_minute: int, latency: float) -> float:
     return admitted[-1] if admitted else 0.0
 
 
-def listing_seconds(pages: Sequence[int], reads_per_minute: int, latency: float) -> float:
-    """Least time to list several accounts at once (one chain of pages each, side by side,
-    under one shared read quota): the longest chain, and no less than the window needs for
-    all the pages together."""
-    if not pages:
+def listing_seconds(chains: Sequence[int], reads_per_minute: int, latency: float) -> float:
+    """Least time for chains of pages side by side (two per account listed: its lists' and its
+    audiences') under one shared read quota: the longest chain, and no less than the window
+    needs for all the pages together."""
+    if not chains:
         return 0.0
-    longest = max(chain_seconds(p, reads_per_minute, latency) for p in pages)
-    return max(longest, window_seconds(sum(pages), reads_per_minute, latency))
+    longest = max(chain_seconds(p, reads_per_minute, latency) for p in chains)
+    return max(longest, window_seconds(sum(chains), reads_per_minute, latency))
 
 
 def writes_seconds(
@@ -156,14 +170,14 @@ def writes_seconds(
 
 
 def read_back_seconds(accounts: Sequence[Account], reads_per_minute: int, latency: float) -> float:
-    """Least time to read back every account side by side under one read quota: a listing's
-    pages one after another (`chain_seconds`), reads by id all at once (one latency); no less
-    than the window needs for all of them together."""
+    """Least time to read back every account side by side under one read quota: a listing as
+    two chains of pages (`chain_seconds`), reads by id all at once (one latency); no less than
+    the window needs for all of them together."""
     longest = max(
         (
             latency
             if a.reads_back_by_id
-            else chain_seconds(a.pages_after, reads_per_minute, latency)
+            else max(chain_seconds(c, reads_per_minute, latency) for c in a.chains_after)
             for a in accounts
         ),
         default=0.0,
@@ -194,7 +208,7 @@ def quota_floor(
     reads_per_minute: int = 1000,
 ) -> Floor:
     """The floor of a run (see the module's docstring): listing, writes, read-back."""
-    before = [a.pages_before for a in accounts]
+    before = [chain for a in accounts for chain in a.chains_before]
     return Floor(
         first_listing=listing_seconds(before, reads_per_minute, latency),
         writes=writes_seconds(streams, writes_per_minute, latency),

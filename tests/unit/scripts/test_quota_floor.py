@@ -72,31 +72,34 @@ def test_writes_of_streams_with_audiences() -> None:
 def test_the_floor_of_the_issue_s_goal_run() -> None:
     account = Account(3000, 3000, 3300, 3300, objects_after=600)
     floor = quota_floor([account], [stream_writes(2000, audience=True)] * 300, latency=0.15)
-    assert floor.first_listing == pytest.approx(24 * 0.15)
+    # lists' and audiences' pages side by side: 12 pages each
+    assert floor.first_listing == pytest.approx(12 * 0.15)
     assert floor.writes == pytest.approx(60.15)
-    assert floor.read_back == pytest.approx(28 * 0.15)  # a listing: 28 calls, not 600
-    assert floor.seconds == pytest.approx(3.6 + 60.15 + 4.2)
+    assert floor.read_back == pytest.approx(14 * 0.15)  # a listing: 28 calls, not 600
+    assert floor.seconds == pytest.approx(1.8 + 60.15 + 2.1)
     assert (floor.write_calls, floor.read_calls) == (600, 52)
 
 
 def test_a_single_stream_in_a_big_account_reads_its_list_and_audience_back_by_id() -> None:
     account = Account(3000, 3000, 3001, 3001, objects_after=2)
     floor = quota_floor([account], [stream_writes(2000, audience=True)], latency=0.15)
-    assert floor.first_listing == pytest.approx(24 * 0.15)
+    assert floor.first_listing == pytest.approx(12 * 0.15)
     assert floor.writes == pytest.approx(0.30)
     assert floor.read_back == pytest.approx(0.15)  # two gets side by side, not 26 pages
     assert floor.read_calls == 24 + 2
     # 20 streams: 40 gets would be more calls than the 26 pages of a listing
     twenty = Account(3000, 3000, 3020, 3020, objects_after=40)
     floor = quota_floor([twenty], [stream_writes(2000, audience=True)] * 20, latency=0.15)
-    assert floor.read_back == pytest.approx(26 * 0.15)
+    assert floor.read_back == pytest.approx(13 * 0.15)
     assert floor.read_calls == 24 + 26
 
 
 def test_accounts_are_listed_side_by_side_under_one_read_quota() -> None:
     small, big = Account(0, 0, 1, 1), Account(3000, 3000, 3000, 3000)
     floor = quota_floor([small, big], [], latency=0.15)
-    assert floor.first_listing == pytest.approx(24 * 0.15)  # the longest chain
+    assert floor.first_listing == pytest.approx(12 * 0.15)  # the longest chain
+    lopsided = Account(3000, 250, 3000, 250)  # the lists' chain is the longer
+    assert quota_floor([lopsided], [], latency=0.15).first_listing == pytest.approx(1.8)
     assert floor.writes == 0
     many = [Account(3000, 3000, 3000, 3000)] * 50  # 1,200 pages: the shared window binds
     assert quota_floor(many, [], latency=0.15).first_listing == pytest.approx(60.15)
