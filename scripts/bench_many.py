@@ -33,6 +33,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -402,11 +403,16 @@ def main() -> None:
     )
     parser.add_argument("--work", help="directory for the input and the run (default: temp)")
     parser.add_argument("--log", help="where to keep the target's log (stderr)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the run's directory (config, STATE, ledger)"
+    )
     args = parser.parse_args()
     if args.accounts > 1 and "ad_account_id" not in target_settings.STREAM_SETTINGS:
         raise SystemExit(
             "--accounts: this target has no per-stream ad_account_id setting yet (issue 17)"
         )
+    if args.work:
+        Path(args.work).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="tpa-bench-many-", dir=args.work))
     accounts = accounts_of(args.accounts)
     account_of = {s: accounts[s % len(accounts)] for s in range(args.streams)}
@@ -483,7 +489,11 @@ def main() -> None:
         emulator.close()
     print()
     print(report(args, measure, calls, floor, sizes, wrong, emulator_cpu))
-    source.unlink()
+    if args.keep:
+        source.unlink()
+        print(f"\nthe run's directory: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     sys.exit(1 if wrong else 0)
 
 
