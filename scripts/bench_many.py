@@ -12,7 +12,7 @@ writes and 1,000 reads a minute), a fixed latency per call (`--latency`) and, al
 ad account, L other customer lists (`--other-lists`), each with a CUSTOMER_LIST audience.
 `--mirror`: sync_mode mirror (a SQLite ledger in the run's directory). `--accounts N`: the
 streams spread over N ad accounts (each seeded with L other lists) through the per-stream
-`streams.<name>.ad_account_id` setting, refused while the target does not have it.
+`streams.<name>.ad_account_id` setting.
 
 After the run it checks every list exactly: per stream exactly one list of its name, whose
 members in the emulator are exactly the SHA-256 of the lowercased emails sent, and exactly one
@@ -47,7 +47,6 @@ import requests
 from measure import Measure, run_measured
 from quota_floor import Account, Floor, StreamWrites, quota_floor, stream_writes
 
-from target_pinterest_audiences import settings as target_settings
 from target_pinterest_audiences.emulator import PinterestEmulator
 from target_pinterest_audiences.emulator.matching import count_matched
 from target_pinterest_audiences.emulator.options import Options
@@ -407,10 +406,6 @@ def main() -> None:
         "--keep", action="store_true", help="keep the run's directory (config, STATE, ledger)"
     )
     args = parser.parse_args()
-    if args.accounts > 1 and "ad_account_id" not in target_settings.STREAM_SETTINGS:
-        raise SystemExit(
-            "--accounts: this target has no per-stream ad_account_id setting yet (issue 17)"
-        )
     if args.work:
         Path(args.work).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="tpa-bench-many-", dir=args.work))
