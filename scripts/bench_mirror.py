@@ -31,11 +31,11 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.request
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from measure import Measure, run_measured
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -209,75 +209,6 @@ def expected(first: int, stop: int) -> tuple[int, int, int]:
         )
         sums = add_checksums(sums, checksum(blob))
     return sums
-
-
-# ---------------------------------------------------------------- measuring a process tree
-@dataclass
-class Measure:
-    seconds: float
-    largest_mb: float  # the largest peak RSS of any one process of the tree
-    processes: int
-
-
-def _descendants(root: int) -> list[int]:
-    """The process and its descendants, from each task's children list (cheap: no /proc scan)."""
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        try:
-            for task in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{task}/children") as file:
-                    todo.extend(int(child) for child in file.read().split())
-        except OSError:
-            continue
-    return found
-
-
-def _peak_kb(pid: int) -> int:
-    """VmHWM: the process's peak resident set so far."""
-    try:
-        with open(f"/proc/{pid}/status") as file:
-            for line in file:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def run_measured(args: list[str], *, cwd: Path, log: Path | None = None) -> Measure:
-    """Wall time, and the peak RSS of each process of the tree (sampled every 100 ms).
-
-    ``log``: where to keep the command's stderr (its timestamped log lines say where the time
-    went)."""
-    peaks: dict[int, int] = {}
-    with tempfile.TemporaryFile() as errors:
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            args, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors
-        )
-        done = threading.Event()
-
-        def sample() -> None:
-            while not done.wait(0.1):
-                for pid in _descendants(proc.pid):
-                    peaks[pid] = max(peaks.get(pid, 0), _peak_kb(pid))
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        returncode = proc.wait()
-        elapsed = time.perf_counter() - started
-        done.set()
-        sampler.join()
-        if log is not None:
-            errors.seek(0)
-            log.write_bytes(errors.read())
-        if returncode != 0:
-            errors.seek(0)
-            tail = errors.read().decode(errors="replace")[-4000:]
-            raise SystemExit(f"command failed ({returncode}): {' '.join(args)}\n{tail}")
-    return Measure(elapsed, max(peaks.values(), default=0) / 1024, len(peaks))
 
 
 # ---------------------------------------------------------------- the runs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import secrets
 import time
@@ -155,9 +156,13 @@ class Operations:
     # ---- paging
 
     def _page(self, kind: str, account: str, ids: list[str], query: Json) -> tuple[list[str], Any]:
+        """The ids of one page (ascending by id, or descending) and the next page's bookmark
+        (None on the last page). The bookmark names the kind, account and order it pages, and
+        the last id served: a page starts after it (by bisection, not a scan of the account)."""
         order = str(query.get("order", "ASCENDING"))
         size = int(query.get("page_size", self.options.page_size))
-        ordered = sorted(ids, key=int, reverse=order == "DESCENDING")
+        ordered = sorted(ids, key=int)  # ascending; a DESCENDING page is read backwards
+        start, stop = 0, len(ordered)
         bookmark = query.get("bookmark")
         if bookmark:
             mark = _decode_bookmark(str(bookmark))
@@ -165,12 +170,15 @@ class Operations:
                 raise ApiError(400, 1, "Invalid bookmark for this request.")
             after = int(mark.get("after", 0))
             if order == "DESCENDING":
-                ordered = [i for i in ordered if int(i) < after]
+                stop = bisect.bisect_left(ordered, after, key=int)
             else:
-                ordered = [i for i in ordered if int(i) > after]
-        page = ordered[:size]
+                start = bisect.bisect_right(ordered, after, key=int)
+        if order == "DESCENDING":
+            page = ordered[max(start, stop - size) : stop][::-1]
+        else:
+            page = ordered[start : start + size]
         next_mark = None
-        if len(ordered) > size:
+        if stop - start > size:
             next_mark = _encode_bookmark({"k": kind, "a": account, "o": order, "after": page[-1]})
         return page, next_mark
 
