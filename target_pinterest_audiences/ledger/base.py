@@ -14,6 +14,7 @@ members; the SQL that reads the same on both lives here.
 from __future__ import annotations
 
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -27,7 +28,13 @@ from target_pinterest_audiences.ledger.blobs import DIGEST_SIZE, as_blob
 from target_pinterest_audiences.ledger.diff import MembershipDiff, Partitioned, merge, partitions
 from target_pinterest_audiences.ledger.errors import LedgerBusy, LedgerError
 from target_pinterest_audiences.ledger.history import LedgerHistory
-from target_pinterest_audiences.ledger.schema import MEMBERS, UPLOADS, Schema, ensure_schema
+from target_pinterest_audiences.ledger.schema import (
+    CREATES,
+    MEMBERS,
+    UPLOADS,
+    Schema,
+    ensure_schema,
+)
 from target_pinterest_audiences.ledger.tokens import LedgerTokenStore
 from target_pinterest_audiences.ledger.url import SETTING, describe_url
 
@@ -361,6 +368,51 @@ class Ledger(ABC):
                 {"a": ad_account_id, "l": list_key, "n": int(records)},
             )
 
+    # ---- what runs created ------------------------------------------------------------
+
+    def note_creating(self, ad_account_id: str, kind: str, key: str) -> None:
+        """A create of ``kind`` (``list``, ``audience``, ``lookalike``) known by ``key`` is
+        about to be sent: until `note_created`, a run that finds it pending must read Pinterest
+        (the create may have landed before its sender died)."""
+        self._note_create(ad_account_id, kind, key, None)
+
+    def note_created(self, ad_account_id: str, kind: str, key: str, object_id: str | None) -> None:
+        """The create landed as ``object_id`` (None: it was refused; nothing is pending)."""
+        if object_id is None:
+            with self._translated("noting a create", members=False), self._write() as conn:
+                conn.execute(
+                    sa.text(
+                        f"DELETE FROM {CREATES} WHERE ad_account_id = :a AND kind = :k "  # noqa: S608
+                        "AND key = :n AND object_id IS NULL"
+                    ),
+                    {"a": ad_account_id, "k": kind, "n": key},
+                )
+            return
+        self._note_create(ad_account_id, kind, key, object_id)
+
+    def _note_create(self, ad_account_id: str, kind: str, key: str, object_id: str | None) -> None:
+        with self._translated("noting a create", members=False), self._write() as conn:
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO {CREATES} (ad_account_id, kind, key, object_id, noted_at) "  # noqa: S608
+                    "VALUES (:a, :k, :n, :o, :t) ON CONFLICT (ad_account_id, kind, key) DO UPDATE "
+                    "SET object_id = excluded.object_id, noted_at = excluded.noted_at"
+                ),
+                {"a": ad_account_id, "k": kind, "n": key, "o": object_id, "t": time.time()},
+            )
+
+    def created(self, ad_account_id: str, kind: str, key: str) -> Created | None:
+        """What the runs sharing this ledger last created of ``kind`` by ``key`` (None: never)."""
+        with self._translated("reading the creates", members=False), self._read() as conn:
+            row = conn.execute(
+                sa.text(
+                    f"SELECT object_id FROM {CREATES} "  # noqa: S608
+                    "WHERE ad_account_id = :a AND kind = :k AND key = :n"
+                ),
+                {"a": ad_account_id, "k": kind, "n": key},
+            ).first()
+        return None if row is None else Created(None if row[0] is None else str(row[0]))
+
     # ---- the run history --------------------------------------------------------------
 
     def history(self) -> LedgerHistory:
@@ -376,6 +428,18 @@ class Ledger(ABC):
         most ``wait_seconds`` for another run's refresh.
         """
         return LedgerTokenStore(self, key, wait_seconds=wait_seconds)
+
+
+@dataclass(frozen=True)
+class Created:
+    """A create noted in the ledger: ``object_id`` None while its answer is awaited (or was
+    lost with its sender)."""
+
+    object_id: str | None
+
+    @property
+    def pending(self) -> bool:
+        return self.object_id is None
 
 
 @dataclass(frozen=True)

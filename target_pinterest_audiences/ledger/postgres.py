@@ -24,6 +24,7 @@ from target_pinterest_audiences.ledger.base import Ledger
 from target_pinterest_audiences.ledger.blobs import DIGEST_SIZE, split
 from target_pinterest_audiences.ledger.errors import LedgerBusy, LedgerError
 from target_pinterest_audiences.ledger.schema import (
+    CREATES,
     MEMBERS,
     META,
     REFRESH_TOKENS,
@@ -43,6 +44,9 @@ SCHEMA = Schema(
     refresh_tokens=f"CREATE TABLE IF NOT EXISTS {REFRESH_TOKENS} (key text PRIMARY KEY, "
     "refresh_token text NOT NULL, expires_at double precision, "
     "issued_at double precision NOT NULL, configured_sha256 text NOT NULL)",
+    creates=f"CREATE TABLE IF NOT EXISTS {CREATES} (ad_account_id text NOT NULL, "
+    "kind text NOT NULL, key text NOT NULL, object_id text, noted_at double precision NOT NULL, "
+    "PRIMARY KEY (ad_account_id, kind, key))",
     runs=runs_ddl(
         "id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
         {"text": "text", "int": "bigint", "real": "double precision"},

@@ -12,8 +12,12 @@ Version 3 adds, per list, the records uploaded to it on Pinterest that the targe
 (``accounted``: what it sent as ADD in either sync mode, and uploads from elsewhere that an
 explicit removal run took as handled; ``None`` for lists recorded before, until a run reads
 Pinterest's counters) and the uploads from elsewhere the last mirror warning named
-(``warned``); ``uploaded`` stays, read once per list to carry its verdict over. And the run
-history: one row per stream per run (``history.py``).
+(``warned``); ``uploaded`` stays, read once per list to carry its verdict over. The run
+history: one row per stream per run (``history.py``). And what runs created (``CREATES``: a list
+by its name, an audience by its list, a lookalike by its seed, country and share), noted before
+each create and given its id once Pinterest answered: a run that read the account before
+another run created the object learns of it here, after taking the list's lock, instead of
+reading the account again.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ META = "tpa_ledger_meta"
 UPLOADS = "tpa_ledger_uploads"
 REFRESH_TOKENS = "tpa_ledger_refresh_tokens"
 RUNS = "tpa_ledger_runs"
+CREATES = "tpa_ledger_creates"
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class Schema:
     uploads: str  # as version 2 made it (version 3 adds two columns)
     refresh_tokens: str
     runs: tuple[str, ...]  # the run history's table and its index
+    creates: str  # the lists, audiences and lookalikes runs created (version 3)
     others: tuple[str, ...] = ()  # back-end only tables of version 1 (SQLite: lock rows)
 
 
@@ -115,9 +121,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         "3",
-        lambda s: s.runs,
+        lambda s: (*s.runs, s.creates),
         _account_for_uploads,
-        about="uploads the target accounts for per list, and the run history",
+        about="uploads the target accounts for per list, the run history, and the creates",
     ),
 )
 BASE_VERSION = "1"

@@ -29,6 +29,7 @@ from target_pinterest_audiences.ledger.base import Ledger
 from target_pinterest_audiences.ledger.blobs import DIGEST_SIZE
 from target_pinterest_audiences.ledger.errors import LedgerBusy
 from target_pinterest_audiences.ledger.schema import (
+    CREATES,
     LOCKS,
     MEMBERS,
     META,
@@ -51,6 +52,9 @@ SCHEMA = Schema(
     refresh_tokens=f"CREATE TABLE IF NOT EXISTS {REFRESH_TOKENS} (key TEXT PRIMARY KEY, "
     "refresh_token TEXT NOT NULL, expires_at REAL, issued_at REAL NOT NULL, "
     "configured_sha256 TEXT NOT NULL)",
+    creates=f"CREATE TABLE IF NOT EXISTS {CREATES} (ad_account_id TEXT NOT NULL, "
+    "kind TEXT NOT NULL, key TEXT NOT NULL, object_id TEXT, noted_at REAL NOT NULL, "
+    "PRIMARY KEY (ad_account_id, kind, key))",
     runs=runs_ddl("id INTEGER PRIMARY KEY", {"text": "TEXT", "int": "INTEGER", "real": "REAL"}),
     others=(
         f"CREATE TABLE IF NOT EXISTS {LOCKS} (ad_account_id TEXT NOT NULL, "

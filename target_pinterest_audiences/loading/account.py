@@ -7,10 +7,13 @@ here; what the run creates or changes enters the index as it happens.
 
 The index may be stale for what others did since it was read. Where that matters it is read
 again, never trusted: a create whose answer was lost is looked up in a fresh read of the
-account (`refresh`); a mirror stream, holding its list's ledger lock, reads the account again
-before it creates, since another run may have created the list before the lock was free.
-Fresh reads asked for at about the same time by several streams are one read (`refresh`
-coalesces them), so a burst of lost answers costs one listing, not one per stream.
+account (`refresh`); fresh reads asked for at about the same time by several streams are one
+read (`refresh` coalesces them), so a burst of lost answers costs one listing, not one per
+stream. And another run of this target may have created a list, audience or lookalike after
+this run read the account: every create is noted in the ledger (`Noted`) before it is sent and
+given its id once it landed, so a stream that holds its list's lock learns of it there, and
+reads Pinterest only for what it learns of (one read by id; a fresh listing when a create is
+still pending, its sender having died).
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ import typing as t
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+
+if t.TYPE_CHECKING:
+    from target_pinterest_audiences.ledger import Ledger
+    from target_pinterest_audiences.ledger.base import Created
 
 Item = dict[str, t.Any]
 Kind = t.Literal["lists", "audiences"]
@@ -207,3 +214,22 @@ class AccountIndex:
             lock = self._name_locks[name]
         with lock:
             yield
+
+
+@dataclass(frozen=True)
+class Noted:
+    """The creates that runs sharing the ledger made in one ad account: ``kind`` "list" by its
+    name, "audience" by its list's id, "lookalike" by its seed, country and percentage."""
+
+    ledger: Ledger
+    account: str
+
+    def creating(self, kind: str, key: str) -> None:
+        self.ledger.note_creating(self.account, kind, key)
+
+    def created(self, kind: str, key: str, object_id: str | None) -> None:
+        """It landed as ``object_id``; None: Pinterest refused it (nothing is pending)."""
+        self.ledger.note_created(self.account, kind, key, object_id)
+
+    def last(self, kind: str, key: str) -> Created | None:
+        return self.ledger.created(self.account, kind, key)

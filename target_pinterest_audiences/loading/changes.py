@@ -64,10 +64,6 @@ class Changes(t.Protocol):
 
 
 class Strategy(t.Protocol):
-    # Holds its list exclusively across runs (ledger locks): what it finds after taking the
-    # lock must come from a read made after that.
-    exclusive: bool
-
     def locked(self, plan: StreamPlan) -> t.ContextManager[None]: ...
     def locked_list(self, list_id: str) -> t.ContextManager[None]: ...
     def changes(
@@ -252,8 +248,6 @@ class Recorded:
     """What both modes share: one run at a time per list (ledger locks), the ledger's memory
     of the list's members and uploads. The ledger opens at first use (`ledger()`)."""
 
-    exclusive = True
-
     def __init__(
         self,
         ledger: Callable[[], Ledger],
@@ -324,8 +318,6 @@ class Recorded:
 
 class Explicit(Recorded):
     """Explicit mode: the rows' actions, recorded so that mirror mode knows these members."""
-
-    exclusive = False  # see `loading/stream.py`: the names the ledger knows settle it
 
     @contextlib.contextmanager
     def changes(

@@ -122,6 +122,8 @@ class Lookalikes:
     def _one(self, plan: StreamPlan, seed: Item, one: Lookalike, where: Where) -> Settled:
         seed_id = str(seed["id"])
         name = one.name or default_name(str(seed.get("name") or ""), one)
+        key = f"{seed_id}/{one.country}/{one.percentage}"
+        where.catch_up("lookalike", key, "audiences")
         found = self._find(seed_id, one, where)
         if found is not None:
             if found.get("name") != name:
@@ -145,12 +147,17 @@ class Lookalikes:
             return self._find(seed_id, one, where)
 
         try:
-            created = create_once(
-                lambda: where.client.create_lookalike(name, seed_id, one.country, one.percentage),
-                look_up,
-                settle_seconds=self.settle_seconds,
-                on_lost=lost,
-            )
+            with where.creating("lookalike", key) as landed:
+                created = create_once(
+                    lambda: where.client.create_lookalike(
+                        name, seed_id, one.country, one.percentage
+                    ),
+                    look_up,
+                    settle_seconds=self.settle_seconds,
+                    on_lost=lost,
+                )
+                if created is not None:
+                    landed(str(created.value["id"]))
         except PinterestApiError as error:
             if not self._seed_too_small(seed_id, error, where):
                 raise StreamFailed(

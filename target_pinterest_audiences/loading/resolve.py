@@ -9,16 +9,19 @@ is trusted only after looking again for a while.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
 import typing as t
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from target_pinterest_audiences.errors import StreamFailed, StreamRefused
 from target_pinterest_audiences.loading.account import (
     AccountIndex,
+    Kind,
+    Noted,
     most_recent_list,
 )
 from target_pinterest_audiences.loading.sender import DIGEST_SIZE, CallSize, exceptions_by_code
@@ -96,18 +99,58 @@ def look_again(look_up: Callable[[], _T | None], settle_seconds: float) -> _T | 
 
 @dataclass(frozen=True)
 class Where:
-    """Where a stream's objects live: its account's client (with the stream's own counters)
-    and the run's index of that account. ``fresh_since``: a `clock()` time after which the
-    index must have been read before it may say "not there" (mirror streams holding their
-    lock: another run may have created the list since the index was read); None: as read."""
+    """Where a stream's objects live: its account's client (with the stream's own counters),
+    the run's index of that account, and (once the stream holds its list's lock; None in a dry
+    run) the creates the ledger noted, by this run or another."""
 
     client: PinterestClient
     index: AccountIndex
-    fresh_since: float | None = None
+    noted: Noted | None = None
 
     @property
     def account(self) -> str:
         return self.client.ad_account_id
+
+    def catch_up(self, kind: str, key: str, listing: Kind) -> None:
+        """Bring the index up to what the ledger noted of ``kind`` by ``key``: read by id what
+        another run created since the index was read; read the listing again when a create is
+        pending (its sender may have died after Pinterest took it). Nothing when the ledger
+        noted nothing, or the index has it already."""
+        noted = self.noted.last(kind, key) if self.noted is not None else None
+        if noted is None:
+            return
+        if noted.object_id is None:
+            self.index.refresh(listing)
+            return
+        known = (
+            self.index.list_by_id(noted.object_id)
+            if listing == "lists"
+            else self.index.audience(noted.object_id)
+        )
+        if known is not None:
+            return
+        read = self.client.get_customer_list if listing == "lists" else self.client.get_audience
+        try:
+            self.index.remember(listing, read(noted.object_id))
+        except PinterestApiError as error:
+            if error.status != 404:  # gone since (deleted in Ads Manager): nothing to learn
+                raise
+
+    @contextlib.contextmanager
+    def creating(self, kind: str, key: str) -> Iterator[t.Callable[[str], None]]:
+        """Note a create in the ledger before it is sent; the block calls the yielded
+        ``landed(object_id)`` once Pinterest answered. A refusal clears the note; a create
+        whose answers were all lost leaves it pending, for the next run to look up."""
+        if self.noted is None:
+            yield lambda object_id: None
+            return
+        noted = self.noted
+        noted.creating(kind, key)
+        try:
+            yield lambda object_id: noted.created(kind, key, object_id)
+        except PinterestApiError:
+            noted.created(kind, key, None)
+            raise
 
 
 class Lists:
@@ -121,10 +164,8 @@ class Lists:
         if plan.segment_id is not None:
             return _resolved(self._by_id(plan, where), plan.list_type)
         name = t.cast(str, plan.segment_name)
+        where.catch_up("list", name, "lists")
         matches = where.index.lists_named(name)
-        if not matches and where.fresh_since is not None:
-            where.index.refresh("lists", since=where.fresh_since)
-            matches = where.index.lists_named(name)
         found = most_recent_list(matches)
         if found is None:
             return None
@@ -190,12 +231,15 @@ class Lists:
             where.index.refresh("lists")  # a fresh read, not what the index held
             return most_recent_list(where.index.lists_named(name))
 
-        created = create_once(
-            lambda: where.client.create_customer_list(name, plan.list_type, first),
-            look_up,
-            settle_seconds=self.settle_seconds,
-            on_lost=lost,
-        )
+        with where.creating("list", name) as landed:
+            created = create_once(
+                lambda: where.client.create_customer_list(name, plan.list_type, first),
+                look_up,
+                settle_seconds=self.settle_seconds,
+                on_lost=lost,
+            )
+            if created is not None:
+                landed(str(created.value["id"]))
         if created is None:
             raise StreamFailed(
                 f"Stream '{plan.stream}': creating customer list {name!r} failed three times "
@@ -225,10 +269,8 @@ class Audiences:
         small (a later run attaches it). Any other refusal fails the stream with Pinterest's
         words."""
         index = where.index
+        where.catch_up("audience", resolved.id, "audiences")
         existing = index.audience_of(resolved.id)  # REMOVED ones left out
-        if existing is None and where.fresh_since is not None:
-            index.refresh("audiences", since=where.fresh_since)
-            existing = index.audience_of(resolved.id)
         if existing is not None:
             return self._align(plan, existing, settings, where)
         name = (
@@ -249,14 +291,17 @@ class Audiences:
             return index.audience_of(resolved.id)
 
         try:
-            created = create_once(
-                lambda: where.client.create_audience(
-                    name, resolved.id, settings.audience_description
-                ),
-                look_up,
-                settle_seconds=self.settle_seconds,
-                on_lost=lost,
-            )
+            with where.creating("audience", resolved.id) as landed:
+                created = create_once(
+                    lambda: where.client.create_audience(
+                        name, resolved.id, settings.audience_description
+                    ),
+                    look_up,
+                    settle_seconds=self.settle_seconds,
+                    on_lost=lost,
+                )
+                if created is not None:
+                    landed(str(created.value["id"]))
         except PinterestApiError as error:
             if not self._too_small(resolved.id, error, where):
                 raise StreamFailed(

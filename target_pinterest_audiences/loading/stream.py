@@ -25,6 +25,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
 
+from target_pinterest_audiences.loading.account import Noted
 from target_pinterest_audiences.loading.changes import Explicit, Mirror, Strategy
 from target_pinterest_audiences.loading.lookalikes import Lookalikes, Settled
 from target_pinterest_audiences.loading.report import (
@@ -124,8 +125,9 @@ class StreamSync:
         sent = Sent()
         with ExitStack() as stack:
             stack.enter_context(strategy.locked(plan))
-            if strategy.exclusive:  # another run may have made the list before we held it
-                where = dataclasses.replace(where, fresh_since=where.index.clock())
+            # Holding the lock: what another run created since the index was read is noted in
+            # the ledger (both modes record there).
+            where = dataclasses.replace(where, noted=Noted(session.ledger(), where.account))
             stack.enter_context(where.index.claim(plan.segment_id or str(plan.segment_name)))
             resolved = self.lists.find(plan, where)
             if resolved is not None:

@@ -26,6 +26,7 @@ from target_pinterest_audiences.ledger import (
     Partitioned,
     open_ledger,
 )
+from target_pinterest_audiences.ledger.base import Created
 from tests.ledger_support import (
     ACCOUNT,
     ROOT,
@@ -625,3 +626,21 @@ def test_threads_of_one_process_exclude_each_other_and_many_locks_cost_one_sessi
     for thread in threads:
         thread.join()
     assert most[0] == 1
+
+
+def test_creates_are_noted_pending_then_with_their_id_and_a_refusal_clears_them(
+    ledger: Ledger,
+) -> None:
+    assert ledger.created(ACCOUNT, "list", "Holiday") is None
+    ledger.note_creating(ACCOUNT, "list", "Holiday")
+    noted = ledger.created(ACCOUNT, "list", "Holiday")
+    assert noted is not None and noted.pending
+    ledger.note_created(ACCOUNT, "list", "Holiday", "643")
+    assert ledger.created(ACCOUNT, "list", "Holiday") == Created("643")
+    assert ledger.created(ACCOUNT, "audience", "Holiday") is None  # kinds apart
+    assert ledger.created("other", "list", "Holiday") is None  # accounts apart
+    ledger.note_creating(ACCOUNT, "audience", "643")
+    ledger.note_created(ACCOUNT, "audience", "643", None)  # refused: nothing pending
+    assert ledger.created(ACCOUNT, "audience", "643") is None
+    ledger.note_created(ACCOUNT, "list", "Holiday", None)  # a refusal never forgets a landed one
+    assert ledger.created(ACCOUNT, "list", "Holiday") == Created("643")
