@@ -305,7 +305,7 @@ def test_two_runs_creating_one_new_list_at_once_make_one_list(
     messages = audience_messages("a", "Shared", emails(5, start=100))
     before = len(emulator.requests)
     run = second.run(messages, _ledger_lock_wait_seconds=60, **FAST)
-    out, err = first.communicate(timeout=60)
+    _, err = first.communicate(timeout=60)
     assert first.returncode == 0, err.decode()[-3000:]
     assert run.returncode == 0, run.stderr[-3000:]
     [shared] = [x for x in emulator.lists(AD_ACCOUNT) if x["name"] == "Shared"]  # one, not two
