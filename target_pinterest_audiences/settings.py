@@ -77,8 +77,10 @@ class Tuning:
     progress_interval_seconds: float = 30.0
     # How long mirror mode waits for another run's lock on the same list.
     ledger_lock_wait_seconds: float = 30.0
-    # Member records held in memory before the partitions spill to disk.
+    # Member records held in memory before the partitions spill to disk: per stream, and all
+    # streams of the run together (the streams holding the most spill first).
     member_buffer_bytes: int = 16 << 20
+    run_buffer_bytes: int = 64 << 20
     # Reader worker processes; None: one per core, at most two (0: read sequentially).
     parallel_workers: int | None = None
 

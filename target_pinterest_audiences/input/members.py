@@ -135,10 +135,14 @@ class MemberStore:
         self._temp_dir: Path | None = None
         self._spilled: set[int] = set()
 
-    def spill_if_full(self) -> None:
-        """Spill the partitions to disk once they hold more than the bound (call it often)."""
-        if sum(map(len, self.parts)) >= self.flush_bytes:
+    def spill_if_full(self) -> int:
+        """Spill the partitions to disk once they hold more than the bound (call it often);
+        return the bytes still held in memory."""
+        held = sum(map(len, self.parts))
+        if held >= self.flush_bytes:
             self.flush()
+            return 0
+        return held
 
     def flush(self) -> None:
         """Append every partition's buffer to its file and empty the buffers."""

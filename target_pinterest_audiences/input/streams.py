@@ -58,14 +58,15 @@ class StreamInput:
         """Rows of this stream collected by a reader worker, in input order."""
         self.collector.absorb(block)
 
-    def after_rows(self) -> None:
-        """Spill members beyond the memory bound; drop them all once the stream is refused."""
+    def after_rows(self) -> int:
+        """Spill members beyond the memory bound; drop them all once the stream is refused.
+        Return the bytes of member records it still holds in memory."""
         if self.collector.refused:
             if not self._dropped:
                 self._dropped = True
                 self.members.close()  # nothing of this stream will be sent
-            return
-        self.members.spill_if_full()
+            return 0
+        return self.members.spill_if_full()
 
     def finish(self, pool: Executor | None, *, fail_on_invalid: bool) -> StreamPlan:
         """Check the whole stream, then deduplicate its members (on `pool` when given)."""
@@ -157,9 +158,18 @@ class InputStreams:
     # ---- called while reading ----------------------------------------------------------------
 
     def tick(self) -> None:
-        """Every few thousand rows: spill or drop members, and log progress when it is due."""
-        for stream in self:
-            stream.after_rows()
+        """Every few thousand rows: spill or drop members, and log progress when it is due.
+
+        Each stream holds at most `member_buffer_bytes` of member records in memory, and all
+        streams together at most `run_buffer_bytes`: beyond it the streams holding the most
+        spill first, so a run of hundreds of large streams keeps flat memory too."""
+        held = {stream.name: stream.after_rows() for stream in self}
+        over = sum(held.values()) - self.settings.tuning.run_buffer_bytes
+        for name in sorted(held, key=held.__getitem__, reverse=True):
+            if over <= 0:
+                break
+            self._streams[name].members.flush()
+            over -= held[name]
         if self._progress.due():
             self.report_rows()
             self._progress.report(self)
