@@ -168,7 +168,7 @@ class Lookalikes:
                 ) from None
             why = (
                 f"Pinterest refused the seed audience {seed_id} as too small "
-                f"({error.code}: {error.api_message})"
+                f"({error.code}: {(error.api_message or '').rstrip('.')})"
             )
             self.logger.warning(
                 "Stream '%s': lookalike %s waits: %s; a later run creates it.",

@@ -311,6 +311,7 @@ class PinterestClient:
             "audiences",
             f"POST audiences (lookalike {country} {percentage}% of audience {seed_id})",
             body=body,
+            subject=Subject("lookalike", str(seed_id)),
         )
 
     def get_audience(self, audience_id: str) -> dict[str, Any]:

@@ -338,7 +338,8 @@ def api_url_problem(api_url: str) -> str | None:
 
 @dataclass(frozen=True)
 class Subject:
-    """The object a call is about, for hints: ``kind`` is "customer list" or "audience"."""
+    """The object a call is about, for hints: ``kind`` is "customer list", "audience" or
+    "lookalike" (``id``: its seed audience)."""
 
     kind: str
     id: str
@@ -369,11 +370,17 @@ def refusal_hint(
     if status == 404:
         if subject is None or str(code) == "2":
             return _account_not_found_hint(ad_account_id, api_url, account_setting)
+        if subject.kind == "lookalike":
+            return f"Check the seed audience {subject.id}: it does not exist in ad account " + (
+                f"{ad_account_id} (or {account_setting} is wrong)"
+            )
         what = "segment_id / customer list" if subject.kind == "customer list" else subject.kind
         return (
             f"Check the {what} id {subject.id}: it does not exist in ad account "
             f"{ad_account_id} (or {account_setting} is wrong)"
         )
+    if status == 400 and subject is not None and subject.kind == "lookalike":
+        return "Pinterest rejected the lookalike: check its seed, country and percentage"
     if status == 400:
         return (
             "Pinterest rejected the request: check its parameters (list name, list_type, "
