@@ -14,6 +14,9 @@ In their place `audience_file` runs the SDK's file-test machinery on an audience
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from pathlib import Path
 
 from singer_sdk.testing import get_target_test_class
@@ -33,6 +36,10 @@ AD_ACCOUNT = "549755885175"
 # starts at import and lives as long as the test process (a daemon thread).
 _EMULATOR = PinterestEmulator(page_size=2)
 _EMULATOR.start()
+# The SDK runs the target in this process, in the checkout: its ledger goes to a directory of
+# its own instead of .target-pinterest-audiences/ there.
+_LEDGER = Path(tempfile.mkdtemp(prefix="tpa-sdk-standard-")) / "ledger.sqlite"
+atexit.register(shutil.rmtree, _LEDGER.parent, ignore_errors=True)
 
 
 class TargetAudienceFile(TargetFileTestTemplate):
@@ -66,6 +73,7 @@ TestTargetPinterestAudiences = get_target_test_class(
         "ad_account_id": AD_ACCOUNT,
         "access_token": "test-access-token",
         "api_url": _EMULATOR.url,
+        "ledger_url": f"sqlite:///{_LEDGER}",
     },
     custom_suites=[standard_tests],
     include_target_tests=False,
