@@ -17,6 +17,7 @@ import contextlib
 import io
 import json
 import logging
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -373,10 +374,23 @@ def captured_logs() -> Iterator[_Capture]:
 def run_in_process(
     emulator: PinterestEmulator, data: bytes
 ) -> tuple[Any, str, BaseException | None]:
-    config = {"ad_account_id": AD_ACCOUNT, "access_token": TOKEN, "api_url": emulator.url, **FAST}
     out, err = io.StringIO(), io.StringIO()
     error: BaseException | None = None
-    with captured_logs() as logs, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    # A ledger of its own, as fresh as the emulator (reset for each example): never the one in
+    # the checkout (the target runs in this process, whose working directory that is).
+    with (
+        tempfile.TemporaryDirectory(prefix="tpa-hostile-") as ledger_dir,
+        captured_logs() as logs,
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        config = {
+            "ad_account_id": AD_ACCOUNT,
+            "access_token": TOKEN,
+            "api_url": emulator.url,
+            "ledger_url": f"sqlite:///{ledger_dir}/ledger.sqlite",
+            **FAST,
+        }
         target = TargetPinterestAudiences(config=config, validate_config=True)
         try:
             target.listen(io.BytesIO(data))
