@@ -2,9 +2,11 @@
 coverage, fuzzing and stateful phases against a freshly started emulator, from Pinterest's own
 OpenAPI file, with a fixed seed and a time budget (``schemathesis.toml``, beside this file).
 
-Any finding fails the test unless ``schemathesis_baseline.json`` lists it with its reason; the
-failure message is schemathesis's own report (what failed, how to reproduce it with curl) and
-its summary, which a passing run prints too (``pytest -s`` or ``-rP`` shows it).
+Any finding fails the test unless ``schemathesis_baseline.json`` lists it with its reason, or
+the ``filter_failure`` hook of ``schemathesis_hooks.py`` shows from the call itself that it is
+not the emulator's (two findings of the stateful phase, described there); the failure message
+is schemathesis's own report (what failed, how to reproduce it with curl) and its summary,
+which a passing run prints too (``pytest -s`` or ``-rP`` shows it).
 """
 
 from __future__ import annotations
@@ -16,10 +18,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import requests
+import schemathesis
+from schemathesis.openapi.checks import EnsureResourceAvailability, RejectedPositiveData
+
 from target_pinterest_audiences.emulator import PinterestEmulator, RecordedRequest
 from target_pinterest_audiences.emulator.outcome import Outcome
 from target_pinterest_audiences.emulator.spec import Spec
-from tests.conftest import REPO
+from tests.conftest import AD_ACCOUNT, REPO, TOKEN
+from tests.unit.emulator import schemathesis_hooks as hooks
 
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "schemathesis.toml"
@@ -66,6 +73,66 @@ def test_the_baseline_gives_a_reason_for_each_accepted_finding() -> None:
     assert entries
     for entry in entries:
         assert len(entry.get("reason", "").strip()) > 20, entry
+
+
+def test_the_hooks_drop_only_findings_the_call_itself_explains() -> None:
+    """``schemathesis_hooks.filter_failure``, given the emulator's real answers to real
+    schemathesis cases: it drops a refusal of a path the spec refuses, and an audience update
+    refused for the customer list its rule names; it keeps the same findings otherwise."""
+    schema = schemathesis.openapi.from_path(str(SPEC))
+    lists = schema["/ad_accounts/{ad_account_id}/customer_lists"]
+    a_list = schema["/ad_accounts/{ad_account_id}/customer_lists/{customer_list_id}"]
+    audience = schema["/ad_accounts/{ad_account_id}/audiences/{audience_id}"]
+    rejected = RejectedPositiveData(
+        operation="x", message="x", status_code=400, allowed_statuses=["2xx"]
+    )
+    not_found = EnsureResourceAvailability(
+        operation="x", message="x", created_with="x", not_available_with="x"
+    )
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    long_id = "9" * 30  # any length is schema-valid in an audience's rule, at most 18 in a path
+    update = {"records": "a@example.com", "operation_type": "ADD"}
+
+    def kept(failure: Any, operation: Any, **parts: Any) -> bool:
+        parts.setdefault("media_type", "application/json" if "body" in parts else None)
+        case = operation["PATCH" if "body" in parts else "GET"].Case(**parts)
+        response = case.call(base_url=emulator.url, headers=auth)
+        return bool(hooks.filter_failure(None, failure, case, response))
+
+    with PinterestEmulator() as emulator:
+        url = f"{emulator.url}/ad_accounts/{AD_ACCOUNT}"
+        made = requests.post(f"{url}/customer_lists", json={"name": "l", **update}, headers=auth)
+        list_id = made.json()["id"]
+        rule = {"customer_list_id": list_id}
+        made = requests.post(
+            f"{url}/audiences",
+            json={"name": "a", "audience_type": "CUSTOMER_LIST", "rule": rule},
+            headers=auth,
+        )
+        audience_id = made.json()["id"]
+        too_long = {"ad_account_id": AD_ACCOUNT, "customer_list_id": long_id}
+        fine = {"ad_account_id": AD_ACCOUNT, "customer_list_id": list_id}
+        # ST202: a path the spec refuses, refused for that alone: dropped
+        assert not kept(rejected, a_list, path_parameters=too_long, body=update)
+        assert not kept(rejected, a_list, path_parameters=too_long)
+        # ... but kept when the emulator refuses anything else too, or a valid path
+        assert kept(rejected, a_list, path_parameters=too_long, body={"records": "x"})
+        assert kept(rejected, a_list, path_parameters=fine, body={"records": "x"})
+        assert kept(
+            rejected,
+            lists,
+            path_parameters={"ad_account_id": AD_ACCOUNT},
+            query={"bookmark": "made-up"},
+        )
+        # ST302: an update whose rule names no list of the account: dropped ...
+        missing_list = {"rule": {"customer_list_id": "123"}}
+        path = {"ad_account_id": AD_ACCOUNT, "audience_id": audience_id}
+        assert not kept(not_found, audience, path_parameters=path, body=missing_list)
+        # ... but kept for an audience that is not there, or for another finding
+        gone = {"ad_account_id": AD_ACCOUNT, "audience_id": "123"}
+        assert kept(not_found, audience, path_parameters=gone, body=missing_list)
+        assert kept(rejected, audience, path_parameters=path, body=missing_list)
+        assert kept(not_found, audience, path_parameters=path)
 
 
 def test_schemathesis_finds_nothing_but_the_baseline(tmp_path: Path) -> None:
