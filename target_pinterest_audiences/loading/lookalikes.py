@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from target_pinterest_audiences.errors import StreamFailed
 from target_pinterest_audiences.loading.account import most_recent_audience
-from target_pinterest_audiences.loading.resolve import create_once
 from target_pinterest_audiences.pinterest import PinterestApiError, PinterestError
 
 if t.TYPE_CHECKING:
@@ -147,17 +146,14 @@ class Lookalikes:
             return self._find(seed_id, one, where)
 
         try:
-            with where.creating("lookalike", key) as landed:
-                created = create_once(
-                    lambda: where.client.create_lookalike(
-                        name, seed_id, one.country, one.percentage
-                    ),
-                    look_up,
-                    settle_seconds=self.settle_seconds,
-                    on_lost=lost,
-                )
-                if created is not None:
-                    landed(str(created.value["id"]))
+            created = where.create(
+                "lookalike",
+                key,
+                lambda: where.client.create_lookalike(name, seed_id, one.country, one.percentage),
+                look_up,
+                settle_seconds=self.settle_seconds,
+                on_lost=lost,
+            )
         except PinterestApiError as error:
             if not self._seed_too_small(seed_id, error, where):
                 raise StreamFailed(

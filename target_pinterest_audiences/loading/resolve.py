@@ -9,12 +9,11 @@ is trusted only after looking again for a while.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import time
 import typing as t
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from target_pinterest_audiences.errors import StreamFailed, StreamRefused
@@ -136,21 +135,31 @@ class Where:
             if error.status != 404:  # gone since (deleted in Ads Manager): nothing to learn
                 raise
 
-    @contextlib.contextmanager
-    def creating(self, kind: str, key: str) -> Iterator[t.Callable[[str], None]]:
-        """Note a create in the ledger before it is sent; the block calls the yielded
-        ``landed(object_id)`` once Pinterest answered. A refusal clears the note; a create
-        whose answers were all lost leaves it pending, for the next run to look up."""
-        if self.noted is None:
-            yield lambda object_id: None
-            return
+    def create(
+        self,
+        kind: str,
+        key: str,
+        create: Callable[[], dict[str, t.Any]],
+        look_up: Callable[[], dict[str, t.Any] | None],
+        *,
+        settle_seconds: float,
+        on_lost: Callable[[], None],
+    ) -> Created[dict[str, t.Any]] | None:
+        """`create_once`, noted in the ledger: before it is sent, then with the id it landed as.
+        A refusal clears the note; a create whose answers were all lost leaves it pending, for
+        the next run to look up."""
         noted = self.noted
-        noted.creating(kind, key)
+        if noted is not None:
+            noted.creating(kind, key)
         try:
-            yield lambda object_id: noted.created(kind, key, object_id)
+            created = create_once(create, look_up, settle_seconds=settle_seconds, on_lost=on_lost)
         except PinterestApiError:
-            noted.created(kind, key, None)
+            if noted is not None:
+                noted.created(kind, key, None)
             raise
+        if created is not None and noted is not None:
+            noted.created(kind, key, str(created.value["id"]))
+        return created
 
 
 class Lists:
@@ -231,15 +240,14 @@ class Lists:
             where.index.refresh("lists")  # a fresh read, not what the index held
             return most_recent_list(where.index.lists_named(name))
 
-        with where.creating("list", name) as landed:
-            created = create_once(
-                lambda: where.client.create_customer_list(name, plan.list_type, first),
-                look_up,
-                settle_seconds=self.settle_seconds,
-                on_lost=lost,
-            )
-            if created is not None:
-                landed(str(created.value["id"]))
+        created = where.create(
+            "list",
+            name,
+            lambda: where.client.create_customer_list(name, plan.list_type, first),
+            look_up,
+            settle_seconds=self.settle_seconds,
+            on_lost=lost,
+        )
         if created is None:
             raise StreamFailed(
                 f"Stream '{plan.stream}': creating customer list {name!r} failed three times "
@@ -291,17 +299,16 @@ class Audiences:
             return index.audience_of(resolved.id)
 
         try:
-            with where.creating("audience", resolved.id) as landed:
-                created = create_once(
-                    lambda: where.client.create_audience(
-                        name, resolved.id, settings.audience_description
-                    ),
-                    look_up,
-                    settle_seconds=self.settle_seconds,
-                    on_lost=lost,
-                )
-                if created is not None:
-                    landed(str(created.value["id"]))
+            created = where.create(
+                "audience",
+                resolved.id,
+                lambda: where.client.create_audience(
+                    name, resolved.id, settings.audience_description
+                ),
+                look_up,
+                settle_seconds=self.settle_seconds,
+                on_lost=lost,
+            )
         except PinterestApiError as error:
             if not self._too_small(resolved.id, error, where):
                 raise StreamFailed(
