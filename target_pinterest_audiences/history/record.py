@@ -78,6 +78,8 @@ def run_record(
     entry: Mapping[str, t.Any] | None = None,
     failure: str | None = None,
     refused: bool = False,
+    customer_list_id: str | None = None,
+    audience_id: str | None = None,
     calls: int | None = None,
     retries: int | None = None,
     quota_wait_seconds: float | None = None,
@@ -86,8 +88,9 @@ def run_record(
     """The history's row for one stream of one run.
 
     `entry`: the stream's STATE entry when it synced. `failure`: the message of a stream that
-    failed (`refused`: it was refused, so nothing was sent for it). A stream with neither an
-    entry nor a failure synced nothing (there is no such row: it is recorded as failed).
+    failed (`refused`: it was refused, so nothing was sent for it), with the list and audience
+    ids it got to before it failed. A stream with neither an entry nor a failure synced nothing
+    (there is no such row: it is recorded as failed).
     """
     invalid = dict(sorted(read.invalid_by_reason.items()))
     common: dict[str, t.Any] = {
@@ -113,6 +116,8 @@ def run_record(
         outcome="refused" if refused else "failed",
         message=clean_message(failure or "the stream was not synced", secrets),
         segment_name=read.segment_name,
+        customer_list_id=customer_list_id,
+        audience_id=audience_id,
         list_type=read.list_type,
         records_invalid=sum(invalid.values()),
         invalid_by_reason=invalid,

@@ -143,11 +143,14 @@ class RunHistory:
         entry: Mapping[str, t.Any] | None = None,
         failure: str | None = None,
         refused: bool = False,
+        customer_list_id: str | None = None,
+        audience_id: str | None = None,
         calls: int | None = None,
         retries: int | None = None,
         quota_wait_seconds: float | None = None,
     ) -> None:
-        """Record one stream of this run: its STATE entry when it synced, else its failure."""
+        """Record one stream of this run: its STATE entry when it synced, else its failure (with
+        the list and audience ids it got to, if any)."""
         table = self._ready()
         if table is None:
             return
@@ -161,6 +164,8 @@ class RunHistory:
             entry=entry,
             failure=failure,
             refused=refused,
+            customer_list_id=customer_list_id,
+            audience_id=audience_id,
             calls=calls,
             retries=retries,
             quota_wait_seconds=quota_wait_seconds,

@@ -14,7 +14,6 @@ every waiting call and every stream not yet started ends with the reason.
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import typing as t
 from collections.abc import Callable, Hashable, Sequence
@@ -25,6 +24,7 @@ from target_pinterest_audiences.errors import StreamFailed, StreamRefused
 from target_pinterest_audiences.history import call_counts, utc_now
 from target_pinterest_audiences.ledger import LedgerError
 from target_pinterest_audiences.loading.report import log_read
+from target_pinterest_audiences.loading.stream import Reached
 from target_pinterest_audiences.pinterest import (
     ClientStats,
     PinterestError,
@@ -100,23 +100,24 @@ def sync_all(
     def stopped(plan: StreamPlan) -> str:
         return f"Stream '{plan.stream}' was not synced: {stop.why}."
 
-    def failed(
-        plan: StreamPlan, message: str, stats: ClientStats, started: dt.datetime, *, refused: bool
-    ) -> None:
-        failures[plan.stream] = message
-        history.add(
-            plan,
-            ad_account_id=session.account_of(plan.stream)[0],
-            started_at=started,
-            failure=message,
-            refused=refused,
-            **call_counts(ClientStats().snapshot(), stats.snapshot()),
-        )
-
     def one(plan: StreamPlan) -> None:
-        stats, started = ClientStats(), utc_now()
+        stats, started, reached = ClientStats(), utc_now(), Reached()
+
+        def failed(message: str, *, refused: bool = False) -> None:
+            failures[plan.stream] = message
+            history.add(
+                plan,
+                ad_account_id=session.account_of(plan.stream)[0],
+                started_at=started,
+                failure=message,
+                refused=refused,
+                customer_list_id=reached.customer_list_id,
+                audience_id=reached.audience_id,
+                **call_counts(ClientStats().snapshot(), stats.snapshot()),
+            )
+
         if stop.error is not None:
-            failed(plan, stopped(plan), stats, started, refused=False)
+            failed(stopped(plan))
             progress.skipped()
             return
         with progress.syncing(plan.stream) as done:
@@ -127,29 +128,28 @@ def sync_all(
                 else:
                     account = session.account_of(plan.stream)[0]
                     previous = history.previous(plan.stream, account)
-                    results[plan.stream] = syncer.sync(plan, previous, stats, started)
+                    results[plan.stream] = syncer.sync(plan, previous, stats, started, reached)
                 done(ok=True)
             except (StreamRefused, StreamFailed) as error:
-                refused = isinstance(error, StreamRefused)
-                failed(plan, str(error), stats, started, refused=refused)
+                failed(str(error), refused=isinstance(error, StreamRefused))
             except (QuotaExhausted, PinterestScopeError) as wall:
                 # Every later call would hit the same wall: stop the run. A stream whose own
                 # call met it says how; the others, that the run stopped.
                 stop.hit(wall)
                 session.pacer.stop(stop.why)
                 said = f"Stream '{plan.stream}' failed: {wall}"
-                failed(plan, said if wall.status is not None else stopped(plan), stats, started,
-                       refused=False)  # fmt: skip
+                failed(said if wall.status is not None else stopped(plan))
             except RunStopped:
-                failed(plan, stopped(plan), stats, started, refused=False)
+                failed(stopped(plan))
             except (PinterestError, LedgerError) as error:
                 # Another run holds the list, Pinterest refused or stayed down: this stream
                 # fails with the message; the others still sync.
-                failed(plan, f"Stream '{plan.stream}' failed: {error}", stats, started,
-                       refused=False)  # fmt: skip
+                failed(f"Stream '{plan.stream}' failed: {error}")
             except BaseException:  # the run stops (a signal, a bug): the history says so
-                failed(plan, f"Stream '{plan.stream}' failed: the run was stopped before the "
-                       "stream finished.", stats, started, refused=False)  # fmt: skip
+                failed(
+                    f"Stream '{plan.stream}' failed: the run was stopped before the stream "
+                    "finished."
+                )
                 raise
 
     def group_of(group: list[StreamPlan]) -> None:

@@ -64,6 +64,15 @@ class Synced:
         return None if self.audience is None else str(self.audience["id"])
 
 
+@dataclass
+class Reached:
+    """How far a stream's sync got: the ids it knows so far, for the run history of a stream
+    that fails half-way."""
+
+    customer_list_id: str | None = None
+    audience_id: str | None = None
+
+
 class StreamSync:
     """The primitives one stream's sync is made of, built once per run and shared by the
     streams that sync side by side."""
@@ -110,11 +119,13 @@ class StreamSync:
         previous: t.Mapping[str, t.Any] | None = None,
         stats: ClientStats | None = None,
         started_at: dt.datetime | None = None,
+        reached: Reached | None = None,
     ) -> Synced:
         """Make the stream's list what the plan says.
 
         `previous`: the list the stream loaded last, as the run history has it. `stats`: the
-        stream's own counters (its calls count there too).
+        stream's own counters (its calls count there too). `reached`: filled in with the ids as
+        they become known, so that a failure half-way still names them.
         """
         session, logger = self.session, self.session.logger
         chunk = session.settings.records_per_request
@@ -122,7 +133,7 @@ class StreamSync:
         started_at = started_at or dt.datetime.now(dt.UTC)
         where = session.where(plan.stream, stats)
         strategy = self.strategy(plan, where.account)
-        sent = Sent()
+        sent, reached = Sent(), reached if reached is not None else Reached()
         with ExitStack() as stack:
             stack.enter_context(strategy.locked(plan))
             # Holding the lock: what another run created since the index was read is noted in
@@ -131,6 +142,7 @@ class StreamSync:
             stack.enter_context(where.index.claim(plan.segment_id or str(plan.segment_name)))
             resolved = self.lists.find(plan, where)
             if resolved is not None:
+                reached.customer_list_id = resolved.id
                 stack.enter_context(strategy.locked_list(resolved.id))
             changes = stack.enter_context(strategy.changes(plan, resolved, check=True))
             adds: Iterator[bytes] = changes.adds(chunk)
@@ -148,6 +160,7 @@ class StreamSync:
                         started_at=started_at,
                     )  # fmt: skip
                 resolved, leftover = self.lists.create(plan, where, first, self.size)
+                reached.customer_list_id = resolved.id
                 stack.enter_context(strategy.locked_list(resolved.id))
                 created = first[: len(first) - len(leftover)]
                 changes.created(resolved.id, created)
@@ -184,6 +197,7 @@ class StreamSync:
             )
             stream_settings = session.settings.for_stream(plan.stream)
             audience = self.audiences.attach(plan, resolved, stream_settings, where)
+            reached.audience_id = None if audience is None else str(audience["id"])
             lookalikes = self.lookalikes.settle(plan, audience, stream_settings.lookalikes, where)
             mirror = changes.mirror
         return Synced(

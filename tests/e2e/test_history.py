@@ -99,11 +99,33 @@ def test_a_failed_stream_is_in_the_history_with_its_message(
     assert failed["message"].startswith("Stream 'failing' failed: ")
     for line in failed["message"].splitlines():  # what the run printed, word for word
         assert line in run.stderr
-    assert failed["customer_list_id"] is None and failed["rows_read"] == 6
+    # how far it got: the list it created (its audience never came)
+    (created,) = [x for x in emulator.lists(AD_ACCOUNT) if x["name"] == "Failing"]
+    assert failed["customer_list_id"] == created["id"] and failed["audience_id"] is None
+    assert failed["segment_name"] == "Failing" and failed["rows_read"] == 6
     assert failed["calls"] >= 2  # the create, the refused update
     (fine,) = runs_of(target, "fine")
     assert fine["outcome"] == "synced" and fine["records_added"] == 3
     assert fine["message"] is None
+
+
+def test_a_stream_that_failed_after_its_audience_names_both_ids(
+    target: TargetRunner, emulator: PinterestEmulator
+) -> None:
+    """Its list and audience synced, then Pinterest refused its lookalike (a country it does
+    not offer): the history's row names the list and the audience the stream got to."""
+    lookalike = {"country": "FR", "percentage": 2}
+    run = target.run(
+        audience_messages("abroad", "Abroad", emails(150)),
+        streams={"abroad": {"lookalikes": [lookalike]}},
+    )
+    assert run.returncode == 1
+    (failed,) = runs_of(target, "abroad")
+    (created,) = emulator.lists(AD_ACCOUNT)
+    (audience,) = emulator.audiences(AD_ACCOUNT)
+    assert failed["outcome"] == "failed" and "code 2625" in failed["message"]
+    assert failed["customer_list_id"] == created["id"]
+    assert failed["audience_id"] == audience["id"]
 
 
 def test_a_refused_stream_is_in_the_history_as_refused(target: TargetRunner) -> None:
