@@ -58,13 +58,15 @@ def clean_message(message: str, secrets: Iterable[str | None] = ()) -> str:
     return message
 
 
-def call_counts(before: Mapping[str, t.Any], after: Mapping[str, t.Any]) -> dict[str, t.Any]:
-    """`calls`, `retries` and `quota_wait_seconds` between two snapshots of a client's counters
-    (valid while one stream at a time uses the client)."""
+def call_counts(counters: Mapping[str, t.Any] | None) -> dict[str, t.Any]:
+    """`calls`, `retries` and `quota_wait_seconds` of a stream's own counters (a snapshot of
+    its `ClientStats`: every stream counts its calls apart), or all None without them."""
+    if counters is None:
+        return {"calls": None, "retries": None, "quota_wait_seconds": None}
     return {
-        "calls": (after["reads"] + after["writes"]) - (before["reads"] + before["writes"]),
-        "retries": after["retries"] - before["retries"],
-        "quota_wait_seconds": round(after["pacer_wait_seconds"] - before["pacer_wait_seconds"], 3),
+        "calls": counters["reads"] + counters["writes"],
+        "retries": counters["retries"],
+        "quota_wait_seconds": round(counters["pacer_wait_seconds"], 3),
     }
 
 
@@ -80,9 +82,7 @@ def run_record(
     refused: bool = False,
     customer_list_id: str | None = None,
     audience_id: str | None = None,
-    calls: int | None = None,
-    retries: int | None = None,
-    quota_wait_seconds: float | None = None,
+    counters: Mapping[str, t.Any] | None = None,
     secrets: Iterable[str | None] = (),
 ) -> RunRecord:
     """The history's row for one stream of one run.
@@ -100,9 +100,7 @@ def run_record(
         "finished_at": iso(finished_at),
         "sync_mode": sync_mode,
         "rows_read": read.rows,
-        "calls": calls,
-        "retries": retries,
-        "quota_wait_seconds": quota_wait_seconds,
+        **call_counts(counters),
     }
     if entry is not None and failure is None:
         known = {k: entry.get(k) for k in (*STATE_KEYS, *MIRROR_KEYS) if k in entry}

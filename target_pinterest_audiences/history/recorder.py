@@ -145,9 +145,7 @@ class RunHistory:
         refused: bool = False,
         customer_list_id: str | None = None,
         audience_id: str | None = None,
-        calls: int | None = None,
-        retries: int | None = None,
-        quota_wait_seconds: float | None = None,
+        counters: Mapping[str, t.Any] | None = None,
     ) -> None:
         """Record one stream of this run: its STATE entry when it synced, else its failure (with
         the list and audience ids it got to, if any)."""
@@ -166,9 +164,7 @@ class RunHistory:
             refused=refused,
             customer_list_id=customer_list_id,
             audience_id=audience_id,
-            calls=calls,
-            retries=retries,
-            quota_wait_seconds=quota_wait_seconds,
+            counters=counters,
             secrets=(
                 settings.access_token, settings.refresh_token, settings.client_secret,
                 *self._ledger_secrets(),

@@ -17,14 +17,13 @@ import logging
 import typing as t
 
 from target_pinterest_audiences.errors import TargetError
-from target_pinterest_audiences.history import call_counts
 from target_pinterest_audiences.ledger import LedgerError
 from target_pinterest_audiences.loading.figures import read_back
 from target_pinterest_audiences.loading.report import log_summary, state_entry
 from target_pinterest_audiences.loading.schedule import RunOutcome, sync_all
 from target_pinterest_audiences.loading.session import Session
 from target_pinterest_audiences.loading.stream import StreamSync
-from target_pinterest_audiences.pinterest import ClientStats, api_url_problem
+from target_pinterest_audiences.pinterest import api_url_problem
 from target_pinterest_audiences.progress import RunProgress
 
 if t.TYPE_CHECKING:
@@ -99,7 +98,7 @@ def run_streams(session: Session, plans: t.Sequence[StreamPlan]) -> RunOutcome:
             ad_account_id=synced.account,
             started_at=synced.started_at,
             entry=entry,
-            **call_counts(ClientStats().snapshot(), synced.stats.snapshot()),
+            counters=synced.stats.snapshot(),
         )
         log_summary(
             logger,

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from target_pinterest_audiences.errors import StreamFailed, StreamRefused
-from target_pinterest_audiences.history import call_counts, utc_now
+from target_pinterest_audiences.history import utc_now
 from target_pinterest_audiences.ledger import LedgerError
 from target_pinterest_audiences.loading.report import log_read
 from target_pinterest_audiences.loading.stream import Reached
@@ -113,7 +113,7 @@ def sync_all(
                 refused=refused,
                 customer_list_id=reached.customer_list_id,
                 audience_id=reached.audience_id,
-                **call_counts(ClientStats().snapshot(), stats.snapshot()),
+                counters=stats.snapshot(),
             )
 
         if stop.error is not None:

@@ -54,7 +54,8 @@ def test_times_are_iso_8601_in_utc() -> None:
 def test_a_synced_stream_is_its_state_entry() -> None:
     record = run_record(
         Read(), ad_account_id=ACCOUNT, sync_mode="mirror", started_at=STARTED,
-        finished_at=FINISHED, entry=ENTRY, calls=4, retries=1, quota_wait_seconds=0.5,
+        finished_at=FINISHED, entry=ENTRY,
+        counters={"reads": 1, "writes": 3, "retries": 1, "pacer_wait_seconds": 0.5},
     )  # fmt: skip
     assert record.outcome == "synced" and record.message is None
     assert record.state_entry() == ENTRY  # every key, the unknown `lookalikes` too
@@ -86,10 +87,10 @@ def test_an_entry_with_a_failure_is_a_failure() -> None:
     assert record.outcome == "failed"
 
 
-def test_call_counts_between_two_snapshots() -> None:
-    before = {"reads": 3, "writes": 10, "retries": 1, "pacer_wait_seconds": 1.25}
-    after = {"reads": 5, "writes": 17, "retries": 4, "pacer_wait_seconds": 3.5}
-    assert call_counts(before, after) == {"calls": 9, "retries": 3, "quota_wait_seconds": 2.25}
+def test_call_counts_of_a_streams_counters() -> None:
+    counters = {"reads": 2, "writes": 7, "retries": 3, "pacer_wait_seconds": 2.2504}
+    assert call_counts(counters) == {"calls": 9, "retries": 3, "quota_wait_seconds": 2.25}
+    assert call_counts(None) == {"calls": None, "retries": None, "quota_wait_seconds": None}
 
 
 # ---- no raw identifier, no secret -------------------------------------------------------------
