@@ -1,13 +1,27 @@
 """Ledgers as earlier releases wrote them: their DDL verbatim, for the migration tests.
 
-Version 2 is the schema of the release before the run history (commit cd27c9a): members, lock
-rows (SQLite), meta, per-list upload counts and the newest refresh token per app.
+Version 1 is the first released schema: members, lock rows (SQLite) and meta. Version 2 is the
+schema of the release before the run history (commit cd27c9a): members, lock rows (SQLite),
+meta, per-list upload counts and the newest refresh token per app.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
+V1_SQLITE = [
+    "CREATE TABLE tpa_ledger_members (ad_account_id TEXT NOT NULL, list_key TEXT NOT NULL, "
+    "member BLOB NOT NULL, PRIMARY KEY (ad_account_id, list_key, member)) WITHOUT ROWID",
+    "CREATE TABLE tpa_ledger_locks (ad_account_id TEXT NOT NULL, list_key TEXT NOT NULL, "
+    "owner TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, acquired_at REAL NOT NULL, "
+    "heartbeat_at REAL NOT NULL, PRIMARY KEY (ad_account_id, list_key))",
+    "CREATE TABLE tpa_ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+]
+V1_POSTGRES = [
+    "CREATE TABLE tpa_ledger_members (ad_account_id text NOT NULL, list_key text NOT NULL, "
+    "member bytea NOT NULL, PRIMARY KEY (ad_account_id, list_key, member))",
+    "CREATE TABLE tpa_ledger_meta (key text PRIMARY KEY, value text NOT NULL)",
+]
 V2_SQLITE = [
     "CREATE TABLE IF NOT EXISTS tpa_ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS tpa_ledger_members (ad_account_id TEXT NOT NULL, "
@@ -36,6 +50,23 @@ V2_POSTGRES = [
 ]
 
 
+def build_v1(url: str, members: dict[tuple[str, str], list[bytes]], version: str = "1") -> None:
+    """A version-1 ledger at ``url`` holding these members (``version``: the version its meta
+    row claims, to test a ledger newer than the code)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for ddl in V1_SQLITE if url.startswith("sqlite") else V1_POSTGRES:
+                conn.exec_driver_sql(ddl)
+            conn.execute(
+                sa.text("INSERT INTO tpa_ledger_meta (key, value) VALUES ('schema_version', :v)"),
+                {"v": version},
+            )
+            _insert_members(conn, members)
+    finally:
+        engine.dispose()
+
+
 def build_v2(
     url: str,
     members: dict[tuple[str, str], list[bytes]],
@@ -53,14 +84,7 @@ def build_v2(
             conn.exec_driver_sql(
                 "INSERT INTO tpa_ledger_meta (key, value) VALUES ('schema_version', '2')"
             )
-            for (account, lst), digests in members.items():
-                conn.execute(
-                    sa.text(
-                        "INSERT INTO tpa_ledger_members (ad_account_id, list_key, member) "
-                        "VALUES (:a, :l, :m)"
-                    ),
-                    [{"a": account, "l": lst, "m": m} for m in digests],
-                )
+            _insert_members(conn, members)
             for (account, lst), count in (uploads or {}).items():
                 conn.execute(
                     sa.text(
@@ -79,6 +103,17 @@ def build_v2(
                 )
     finally:
         engine.dispose()
+
+
+def _insert_members(conn: sa.Connection, members: dict[tuple[str, str], list[bytes]]) -> None:
+    for (account, lst), digests in members.items():
+        conn.execute(
+            sa.text(
+                "INSERT INTO tpa_ledger_members (ad_account_id, list_key, member) "
+                "VALUES (:a, :l, :m)"
+            ),
+            [{"a": account, "l": lst, "m": m} for m in digests],
+        )
 
 
 def schema_version(url: str) -> str:

@@ -3,34 +3,16 @@ upgrade of a version-2 ledger in place, and its reads and writes on SQLite and P
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from target_pinterest_audiences.ledger import Ledger, RunRecord, open_ledger
 from target_pinterest_audiences.ledger.schema import BASE_VERSION, MIGRATIONS, SCHEMA_VERSION
 from tests.ledger_releases import build_v2, schema_version
-from tests.ledger_support import ACCOUNT, adds_of, blob, fresh_database, hs, new_list
-from tests.pg import postgres_url  # noqa: F401  (session fixture)
+from tests.ledger_support import ACCOUNT, adds_of, blob, hs, new_list
 
 OTHER_ACCOUNT = "549755885176"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/ledger.sqlite"
-        return
-    with fresh_database(str(request.getfixturevalue("postgres_url"))) as url:
-        yield url
-
-
-@pytest.fixture
-def ledger(fresh_url: str, tmp_path: Path) -> Iterator[Ledger]:
-    with open_ledger(fresh_url, base_dir=tmp_path) as led:
-        yield led
 
 
 def run(stream: str = "holiday", n: int = 0, **values: object) -> RunRecord:

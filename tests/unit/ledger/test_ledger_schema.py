@@ -5,7 +5,6 @@ too)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,75 +12,10 @@ import sqlalchemy as sa
 
 from target_pinterest_audiences.ledger import Ledger, LedgerError, open_ledger
 from target_pinterest_audiences.ledger.schema import SCHEMA_VERSION
-from tests.ledger_support import ACCOUNT, adds_of, blob, fresh_database, hs, new_list, sync
-from tests.pg import postgres_url  # noqa: F401  (session fixture)
+from tests.ledger_releases import build_v1, schema_version
+from tests.ledger_support import ACCOUNT, adds_of, blob, hs, new_list, sync
 
-# The version-1 schema, as the released target creates it.
-V1_SQLITE = [
-    "CREATE TABLE tpa_ledger_members (ad_account_id TEXT NOT NULL, list_key TEXT NOT NULL, "
-    "member BLOB NOT NULL, PRIMARY KEY (ad_account_id, list_key, member)) WITHOUT ROWID",
-    "CREATE TABLE tpa_ledger_locks (ad_account_id TEXT NOT NULL, list_key TEXT NOT NULL, "
-    "owner TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, acquired_at REAL NOT NULL, "
-    "heartbeat_at REAL NOT NULL, PRIMARY KEY (ad_account_id, list_key))",
-    "CREATE TABLE tpa_ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-]
-V1_POSTGRES = [
-    "CREATE TABLE tpa_ledger_members (ad_account_id text NOT NULL, list_key text NOT NULL, "
-    "member bytea NOT NULL, PRIMARY KEY (ad_account_id, list_key, member))",
-    "CREATE TABLE tpa_ledger_meta (key text PRIMARY KEY, value text NOT NULL)",
-]
 OTHER_ACCOUNT = "549755885176"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of an empty database: a new SQLite file, or a new database on the test server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/ledger.sqlite"
-        return
-    with fresh_database(str(request.getfixturevalue("postgres_url"))) as url:
-        yield url
-
-
-@pytest.fixture
-def ledger(fresh_url: str, tmp_path: Path) -> Iterator[Ledger]:
-    with open_ledger(fresh_url, base_dir=tmp_path) as led:
-        yield led
-
-
-def build_v1(url: str, members: dict[tuple[str, str], list[bytes]], version: str = "1") -> None:
-    engine = sa.create_engine(url)
-    try:
-        with engine.begin() as conn:
-            for ddl in V1_SQLITE if url.startswith("sqlite") else V1_POSTGRES:
-                conn.exec_driver_sql(ddl)
-            conn.execute(
-                sa.text("INSERT INTO tpa_ledger_meta (key, value) VALUES ('schema_version', :v)"),
-                {"v": version},
-            )
-            for (account, lst), digests in members.items():
-                conn.execute(
-                    sa.text(
-                        "INSERT INTO tpa_ledger_members (ad_account_id, list_key, member) "
-                        "VALUES (:a, :l, :m)"
-                    ),
-                    [{"a": account, "l": lst, "m": m} for m in digests],
-                )
-    finally:
-        engine.dispose()
-
-
-def schema_version(url: str) -> str:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return str(
-                conn.execute(
-                    sa.text("SELECT value FROM tpa_ledger_meta WHERE key = 'schema_version'")
-                ).scalar()
-            )
-    finally:
-        engine.dispose()
 
 
 # ---- what the ledger can account for ----------------------------------------------------------
