@@ -38,9 +38,7 @@ if t.TYPE_CHECKING:
 INDEX_THREADS = 4
 
 
-def build_client(
-    settings: Settings, ledger: Ledger | None = None, pacer: Pacer | None = None
-) -> PinterestClient:
+def build_client(settings: Settings, ledger: Ledger | None = None) -> PinterestClient:
     """The Pinterest client for these settings (no API call is made yet).
 
     The newest refresh token is kept in the private directory and, with `ledger_url` set, in
@@ -74,7 +72,6 @@ def build_client(
         rate_period=tuning.rate_period_seconds,
         read_timeout=tuning.read_timeout_seconds,
         retry=retry,
-        pacer=pacer,
     )
 
 
@@ -88,13 +85,9 @@ class Session:
         self._ledger: Ledger | None = None
         self._ledger_lock = threading.Lock()  # streams and the history's thread may make it
         tuning = settings.tuning
-        self.pacer = Pacer(
-            writes_per_minute=settings.max_requests_per_minute,
-            reads_per_minute=settings.max_reads_per_minute,
-            period=tuning.rate_period_seconds,
-        )
         shared = self.ledger() if settings.ledger_url and settings.can_refresh else None
-        self.client = build_client(settings, shared, self.pacer)
+        self.client = build_client(settings, shared)
+        self.pacer: Pacer = self.client.pacer  # the run's one pacer: both quotas, every call
         # Every API call of the run's streams runs on these threads, whatever the streams.
         self.calls = ThreadPoolExecutor(tuning.calls_in_flight, thread_name_prefix="pinterest-call")
         self._indexes: dict[str, AccountIndex] = {}

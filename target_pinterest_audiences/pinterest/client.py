@@ -64,14 +64,13 @@ class PinterestClient:
         retry: RetryPolicy | None = None,
         user_agent: str = "target-pinterest-audiences",
         page_size: int = PAGE_SIZE,
-        pacer: Pacer | None = None,
         account_setting: str = ACCOUNT_SETTING,
     ) -> None:
         """``rate_period``: the pacing window in seconds for the per-minute caps. Half a
         second over a minute by default: Pinterest counts calls when they arrive, and
         arrivals jitter with the network, so a window exactly 60 s long could see quota + 1.
-        ``pacer``: the run's pacer, when the caller shares one (else the client makes its own
-        from the two caps). ``account_setting``: the setting that names the ad account, for
+        The client's pacer (``pacer``) keeps both caps for every call of the client and of
+        its views. ``account_setting``: the setting that names the ad account, for
         messages (``ad_account_id``, or a stream's own)."""
         if not 1 <= page_size <= PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {PAGE_SIZE}")
@@ -81,22 +80,20 @@ class PinterestClient:
         self.account_setting = account_setting
         self.tokens = tokens
         self.retry = retry if retry is not None else RetryPolicy()
-        if pacer is None:
-            real_time = self.retry.sleep is time.sleep
-            pacer = Pacer(
-                writes_per_minute=max_writes_per_minute,
-                reads_per_minute=max_reads_per_minute,
-                period=rate_period,
-                clock=self.retry.clock,
-                # Real time: the pacer's own waits, which stopping the run interrupts.
-                sleep=None if real_time else self.retry.sleep,
-            )
-        self.pacer = pacer
+        real_time = self.retry.sleep is time.sleep
+        self.pacer = Pacer(
+            writes_per_minute=max_writes_per_minute,
+            reads_per_minute=max_reads_per_minute,
+            period=rate_period,
+            clock=self.retry.clock,
+            # Real time: the pacer's own waits, which stopping the run interrupts.
+            sleep=None if real_time else self.retry.sleep,
+        )
         self.transport = Transport(
             self.api_url,
             tokens,
             retry=self.retry,
-            pacer=pacer,
+            pacer=self.pacer,
             timeout=(float(connect_timeout), float(read_timeout)),
             user_agent=user_agent,
         )
@@ -171,10 +168,10 @@ class PinterestClient:
                 method,
                 f"{account}/{path}",
                 description,
+                Account(self.ad_account_id, self.account_setting),
                 params,
                 body,
                 subject,
-                account=Account(self.ad_account_id, self.account_setting),
                 stats=self._stats,
                 on_resend=on_resend,
             )

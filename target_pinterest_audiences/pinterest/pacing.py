@@ -46,7 +46,6 @@ class RateLimiter:
         self._grants: deque[float] = deque()
         self._paused_until = float("-inf")
         self._stop_reason: str | None = None
-        self.total_wait = 0.0
         self.calls = 0
 
     def _reserve(self, now: float) -> float:
@@ -92,7 +91,6 @@ class RateLimiter:
                     continue
                 break
         with self._lock:
-            self.total_wait += waited
             self.calls += 1
         return waited
 
@@ -109,10 +107,6 @@ class RateLimiter:
             if self._stop_reason is None:
                 self._stop_reason = reason
         self._stopped.set()
-
-    @property
-    def stopped(self) -> bool:
-        return self._stop_reason is not None
 
     @property
     def paused_until(self) -> float:
@@ -146,12 +140,3 @@ class Pacer:
         """Stop every call of the run: waiting ones and later ones raise `RunStopped`."""
         self.writes.stop(reason)
         self.reads.stop(reason)
-
-    @property
-    def stopped(self) -> bool:
-        return self.writes.stopped
-
-    @property
-    def wait_seconds(self) -> float:
-        """Seconds callers spent waiting for the quota, in all."""
-        return self.writes.total_wait + self.reads.total_wait

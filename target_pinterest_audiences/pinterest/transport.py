@@ -21,7 +21,6 @@ from requests.adapters import HTTPAdapter
 
 from .auth import TokenManager
 from .errors import (
-    ACCOUNT_SETTING,
     PinterestApiError,
     PinterestAuthError,
     PinterestError,
@@ -54,7 +53,7 @@ class Account:
     """The ad account a call is about, and the setting that names it (for messages)."""
 
     id: str
-    setting: str = ACCOUNT_SETTING
+    setting: str  # `ad_account_id`, or `streams.<name>.ad_account_id`
 
 
 @dataclass(frozen=True)
@@ -69,10 +68,10 @@ class Call:
     method: str
     path: str
     description: str
+    account: Account
     params: Mapping[str, Any] | None = field(default=None, repr=False)
     body: dict[str, Any] | bytes | None = field(default=None, repr=False)  # members: never shown
     subject: Subject | None = None
-    account: Account | None = None
     stats: ClientStats | None = field(default=None, repr=False, compare=False)  # a view's own
     # Called before the call goes again after an attempt that may have been applied.
     on_resend: Callable[[], None] | None = field(default=None, repr=False)
@@ -258,8 +257,8 @@ class Transport:
                 code,
                 api_message,
                 write=call.write,
-                ad_account_id=call.account.id if call.account else "?",
-                account_setting=call.account.setting if call.account else ACCOUNT_SETTING,
+                ad_account_id=call.account.id,
+                account_setting=call.account.setting,
                 api_url=self.api_url,
                 subject=call.subject,
             )
