@@ -118,6 +118,8 @@ class StreamSettings:
     sync_mode: SyncMode
     list_type: str | None  # None: inferred from the identifiers
     max_removal_fraction: float
+    ad_account_id: str
+    ad_account_setting: str  # the setting that names it: for messages
     audience_name: str | None = None  # None: the list's name
     audience_description: str | None = None
     lookalikes: tuple[Lookalike, ...] | None = None  # None: the stream sets no lookalikes
@@ -211,10 +213,15 @@ class Settings:
         """The global settings, with what `streams` says for this stream over them."""
         own = self.streams.get(stream, {})
         fraction = own.get("max_removal_fraction")
+        account = own.get("ad_account_id")
         return StreamSettings(
             sync_mode=SyncMode(own.get("sync_mode") or self.sync_mode),
             list_type=own.get("list_type") or self.list_type,
             max_removal_fraction=self.max_removal_fraction if fraction is None else float(fraction),
+            ad_account_id=self.ad_account_id if account is None else str(account),
+            ad_account_setting="ad_account_id"
+            if account is None
+            else f"streams.{stream}.ad_account_id",
             audience_name=own.get("audience_name") or None,
             audience_description=own.get("audience_description"),
             lookalikes=None

@@ -396,10 +396,7 @@ class TargetPinterestAudiences(Target):
                 self._start_session()
             session = t.cast("Session", self._session)
             for refusal in refusals:
-                account = session.account_of(refusal.stream)[0]
-                session.history.add(
-                    refusal, ad_account_id=account, failure=refusal.message, refused=True
-                )
+                session.history.add(refusal, failure=refusal.message, refused=True)
             outcome = run_streams(session, plans)
         finally:
             for sink in self._audience_sinks.values():

@@ -111,8 +111,8 @@ class RunHistory:
 
     # ---- reads and writes ----------------------------------------------------------------
 
-    def previous(self, stream: str, ad_account_id: str | None = None) -> dict[str, t.Any] | None:
-        """The customer list this stream loaded last in its ad account (default: the
+    def previous(self, stream: str) -> dict[str, t.Any] | None:
+        """The customer list this stream loaded last in its ad account (its own, or the
         `ad_account_id` setting), as the STATE entry of that run named it (`ad_account_id`,
         `customer_list_id`, `segment_name`), or None."""
         table = self._ready()
@@ -121,7 +121,7 @@ class RunHistory:
         from target_pinterest_audiences.ledger import LedgerError
 
         try:
-            account = ad_account_id or self._settings.ad_account_id
+            account = self._settings.for_stream(stream).ad_account_id
             last = table.last(account, stream, with_list=True)
         except LedgerError as error:
             self._warn(str(error), opened=True)
@@ -138,7 +138,6 @@ class RunHistory:
         self,
         read: StreamRead,
         *,
-        ad_account_id: str | None = None,
         started_at: dt.datetime | None = None,
         entry: Mapping[str, t.Any] | None = None,
         failure: str | None = None,
@@ -153,10 +152,11 @@ class RunHistory:
         if table is None:
             return
         settings = self._settings
+        own = settings.for_stream(read.stream)
         record = run_record(
             read,
-            ad_account_id=ad_account_id or settings.ad_account_id,
-            sync_mode=settings.for_stream(read.stream).sync_mode.value,
+            ad_account_id=own.ad_account_id,
+            sync_mode=own.sync_mode.value,
             started_at=started_at or self.started_at,
             finished_at=utc_now(),
             entry=entry,

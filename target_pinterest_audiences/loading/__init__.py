@@ -95,7 +95,6 @@ def run_streams(session: Session, plans: t.Sequence[StreamPlan]) -> RunOutcome:
         outcome.entries[synced.plan.stream] = entry
         session.history.add(
             synced.plan,
-            ad_account_id=synced.account,
             started_at=synced.started_at,
             entry=entry,
             counters=synced.stats.snapshot(),

@@ -107,7 +107,6 @@ def sync_all(
             failures[plan.stream] = message
             history.add(
                 plan,
-                ad_account_id=session.account_of(plan.stream)[0],
                 started_at=started,
                 failure=message,
                 refused=refused,
@@ -126,8 +125,7 @@ def sync_all(
                 if settings.dry_run:
                     syncer.dry_run(plan)
                 else:
-                    account = session.account_of(plan.stream)[0]
-                    previous = history.previous(plan.stream, account)
+                    previous = history.previous(plan.stream)
                     results[plan.stream] = syncer.sync(plan, previous, stats, started, reached)
                 done(ok=True)
             except (StreamRefused, StreamFailed) as error:

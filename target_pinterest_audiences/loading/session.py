@@ -103,10 +103,8 @@ class Session:
 
     def account_of(self, stream: str) -> tuple[str, str]:
         """The ad account a stream loads into, and the setting that names it."""
-        own = self.settings.streams.get(stream, {}).get("ad_account_id")
-        if own is not None:
-            return str(own), f"streams.{stream}.ad_account_id"
-        return self.settings.ad_account_id, "ad_account_id"
+        own = self.settings.for_stream(stream)
+        return own.ad_account_id, own.ad_account_setting
 
     def accounts(self) -> dict[str, str]:
         """Every ad account the settings name, with the setting that names it first."""
