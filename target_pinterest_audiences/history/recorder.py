@@ -18,6 +18,7 @@ import typing as t
 from collections.abc import Callable
 
 from target_pinterest_audiences.history.record import StreamRead, run_record
+from target_pinterest_audiences.settings import SECRET_SETTINGS
 
 if t.TYPE_CHECKING:
     from collections.abc import Mapping
@@ -55,10 +56,6 @@ class RunHistory:
         if not settings.dry_run:
             self._thread = threading.Thread(target=self._open, name="tpa-history", daemon=True)
             self._thread.start()
-
-    @property
-    def enabled(self) -> bool:
-        return self._thread is not None
 
     def _open(self) -> None:
         from target_pinterest_audiences.ledger import LedgerError
@@ -166,19 +163,16 @@ class RunHistory:
             audience_id=audience_id,
             counters=counters,
             secrets=(
-                settings.access_token, settings.refresh_token, settings.client_secret,
-                *self._ledger_secrets(),
+                *(getattr(settings, name) for name in SECRET_SETTINGS),
+                *(self._ledger.secrets if self._ledger is not None else ()),
             ),
-        )  # fmt: skip
+        )
         from target_pinterest_audiences.ledger import LedgerError
 
         try:
             table.add(record)
         except LedgerError as error:
             self._warn(str(error), opened=True)
-
-    def _ledger_secrets(self) -> tuple[str, ...]:
-        return self._ledger.secrets if self._ledger is not None else ()
 
     def close(self) -> None:
         """Wait for the opening thread (the ledger itself is closed by its owner)."""
