@@ -26,7 +26,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from target_pinterest_audiences.ledger.blobs import DIGEST_SIZE, as_blob
 from target_pinterest_audiences.ledger.diff import MembershipDiff, Partitioned, merge, partitions
-from target_pinterest_audiences.ledger.errors import LedgerBusy, LedgerError
+from target_pinterest_audiences.ledger.errors import LedgerBusy, LedgerError, error_detail
 from target_pinterest_audiences.ledger.history import LedgerHistory
 from target_pinterest_audiences.ledger.schema import (
     CREATES,
@@ -135,8 +135,7 @@ class Ledger(ABC):
 
     def _error(self, what: str, exc: BaseException) -> LedgerError:
         """A failure to open the ledger."""
-        orig = getattr(exc, "orig", None) or exc
-        detail = " ".join(str(orig).split()) or type(orig).__name__
+        detail = error_detail(exc)
         return LedgerError(self._message(f"{SETTING} {self.describe()!r}: {what}: {detail}"))
 
     def _failure(
@@ -146,9 +145,7 @@ class Ledger(ABC):
 
         ``members``: the call was about the membership, so say that nothing of it is lost.
         """
-        orig = getattr(exc, "orig", None) or exc
-        detail = " ".join(str(orig).split()) or type(orig).__name__
-        text = f"{SETTING} {self.describe()!r}: {what} failed ({detail})."
+        text = f"{SETTING} {self.describe()!r}: {what} failed ({error_detail(exc)})."
         return LedgerError(self._message(f"{text} {_REPAIRED}" if members else text, hide=hide))
 
     @contextmanager

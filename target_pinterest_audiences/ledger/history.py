@@ -18,8 +18,14 @@ import typing as t
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from target_pinterest_audiences.ledger.errors import LedgerError
-from target_pinterest_audiences.ledger.schema import META, RUN_COLUMNS, RUNS, SCHEMA_VERSION
+from target_pinterest_audiences.ledger.errors import LedgerError, error_detail
+from target_pinterest_audiences.ledger.schema import (
+    META,
+    RUN_COLUMNS,
+    RUNS,
+    SCHEMA_VERSION,
+    stored_version,
+)
 from target_pinterest_audiences.ledger.url import SETTING, describe_url, parse_ledger_url
 
 if t.TYPE_CHECKING:
@@ -163,26 +169,19 @@ def read_history(
     postgres = parsed.get_backend_name() == "postgresql"
     if not postgres and not Path(str(parsed.database)).exists():
         return []
+    arguments = {}
     if postgres:
-        try:
-            import psycopg  # noqa: F401
-        except ImportError:
-            raise LedgerError(
-                f"{SETTING} {where!r}: PostgreSQL needs psycopg 3: "
-                "pip install 'target-pinterest-audiences[postgres]'"
-            ) from None
-    connect_args = (
-        {"connect_timeout": 10} if postgres and "connect_timeout" not in parsed.query else {}
-    )
-    engine = sa.create_engine(parsed, connect_args=connect_args)
+        from target_pinterest_audiences.ledger.postgres import connect_args, require_psycopg
+
+        require_psycopg(parsed)
+        arguments = connect_args(parsed)
+    engine = sa.create_engine(parsed, connect_args=arguments)
     try:
         with engine.connect() as conn:
             tables = set(sa.inspect(conn).get_table_names())
             if META not in tables:
                 return []
-            version = conn.execute(
-                sa.text(f"SELECT value FROM {META} WHERE key = 'schema_version'")  # noqa: S608
-            ).scalar()
+            version = stored_version(conn)
             if version is None or not str(version).isdigit() or RUNS not in tables:
                 return []
             if int(version) > int(SCHEMA_VERSION):
@@ -193,11 +192,9 @@ def read_history(
                 )
             return _runs(conn, streams)
     except sa.exc.SQLAlchemyError as error:
-        orig = getattr(error, "orig", None) or error
-        detail = " ".join(str(orig).split()) or type(orig).__name__
-        password = parsed.password
-        if password:
-            detail = detail.replace(str(password), "***")
+        detail = error_detail(error)
+        if parsed.password:
+            detail = detail.replace(str(parsed.password), "***")
         raise LedgerError(f"{SETTING} {where!r}: cannot read the run history: {detail}") from None
     finally:
         engine.dispose()

@@ -14,6 +14,7 @@ import hashlib
 import struct
 import threading
 import time
+import typing as t
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -32,7 +33,7 @@ from target_pinterest_audiences.ledger.schema import (
     Schema,
     runs_ddl,
 )
-from target_pinterest_audiences.ledger.url import SETTING
+from target_pinterest_audiences.ledger.url import SETTING, describe_url
 
 SCHEMA = Schema(
     meta=f"CREATE TABLE IF NOT EXISTS {META} (key text PRIMARY KEY, value text NOT NULL)",
@@ -62,6 +63,24 @@ _KNOWN = (
 _SCHEMA_LOCK_KEY = 0x7470_615F_6C65_6467  # "tpa_ledg"
 
 
+def require_psycopg(url: URL) -> t.Any:
+    """The psycopg 3 module, or a LedgerError saying how to install it."""
+    try:
+        import psycopg
+    except ImportError:
+        raise LedgerError(
+            f"{SETTING} {describe_url(url)!r}: PostgreSQL needs psycopg 3: "
+            "pip install 'target-pinterest-audiences[postgres]'"
+        ) from None
+    return psycopg
+
+
+def connect_args(url: URL) -> dict[str, t.Any]:
+    """A database that went away fails a call within seconds instead of hanging it (unless
+    the URL sets its own ``connect_timeout``)."""
+    return {} if "connect_timeout" in url.query else {"connect_timeout": 10}
+
+
 class PostgresLedger(Ledger):
     """The ledger in a PostgreSQL database."""
 
@@ -71,20 +90,12 @@ class PostgresLedger(Ledger):
     def __init__(self, url: URL) -> None:
         self._locks: _LockSession | None = None
         self._locks_guard = threading.Lock()
-        try:
-            import psycopg
-        except ImportError:
-            raise LedgerError(
-                f"{SETTING} {url.render_as_string(hide_password=True)!r}: PostgreSQL needs "
-                "psycopg 3: pip install 'target-pinterest-audiences[postgres]'"
-            ) from None
+        psycopg = require_psycopg(url)
         super().__init__(url, driver_errors=(psycopg.Error,))
 
     def _create_engine(self) -> Engine:
-        timeout = {} if "connect_timeout" in self._url.query else {"connect_timeout": 10}
-        # A database that went away fails the call within seconds instead of hanging it.
         return sa.create_engine(
-            self._url, pool_pre_ping=True, pool_use_lifo=True, connect_args=timeout
+            self._url, pool_pre_ping=True, pool_use_lifo=True, connect_args=connect_args(self._url)
         )
 
     def _schema(self) -> Schema:

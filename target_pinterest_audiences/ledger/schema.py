@@ -131,6 +131,16 @@ SCHEMA_VERSION = MIGRATIONS[-1].version
 _VERSIONS = (BASE_VERSION, *(m.version for m in MIGRATIONS))
 
 
+def stored_version(conn: Connection) -> str | None:
+    """The schema version the ledger's meta table records (None: none yet)."""
+    import sqlalchemy as sa
+
+    version = conn.execute(
+        sa.text(f"SELECT value FROM {META} WHERE key = 'schema_version'")  # noqa: S608
+    ).scalar()
+    return None if version is None else str(version)
+
+
 def ensure_schema(conn: Connection, schema: Schema, where: str) -> None:
     """Create or migrate the schema, inside the caller's (serialised) write transaction.
 
@@ -139,9 +149,7 @@ def ensure_schema(conn: Connection, schema: Schema, where: str) -> None:
     import sqlalchemy as sa
 
     conn.exec_driver_sql(schema.meta)
-    version = conn.execute(
-        sa.text(f"SELECT value FROM {META} WHERE key = 'schema_version'")  # noqa: S608
-    ).scalar()
+    version = stored_version(conn)
     if version == SCHEMA_VERSION:
         return
     if version is not None and version not in _VERSIONS:
