@@ -65,6 +65,21 @@ SCHEMA = Schema(
 )
 
 
+def _into_wal(cur: Any, wait_seconds: float = 60.0) -> None:
+    """Put the database in WAL mode. Switching a file into WAL takes an exclusive lock for
+    which SQLite does not call its busy handler: two runs opening a new ledger at once would
+    see "database is locked" at once, so the switch is tried again for a while."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class SqliteLedger(Ledger):
     """The ledger in one SQLite file."""
 
@@ -106,7 +121,7 @@ class SqliteLedger(Ledger):
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
             cur = dbapi_conn.cursor()
             try:
-                cur.execute("PRAGMA journal_mode=WAL")
+                _into_wal(cur)
                 cur.execute("PRAGMA synchronous=NORMAL")
                 cur.execute("PRAGMA journal_size_limit=67108864")
                 cur.execute(f"PRAGMA cache_size=-{cache_kib}")
