@@ -119,19 +119,19 @@ class RunProgress(_Ticker):
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
-    def syncing(self, stream: str) -> Iterator[Callable[..., None]]:
-        """Count a stream as syncing inside the block; call the yielded ``done(ok=True)`` when
-        it synced (a block left without it counts as failed)."""
+    def syncing(self) -> Iterator[Callable[[], None]]:
+        """Count a stream as syncing inside the block; call the yielded ``synced()`` when it
+        synced (a block left without it counts as failed)."""
         succeeded = False
 
-        def done(*, ok: bool) -> None:
+        def synced() -> None:
             nonlocal succeeded
-            succeeded = ok
+            succeeded = True
 
         with self._lock:
             self.syncing_now += 1
         try:
-            yield done
+            yield synced
         finally:
             with self._lock:
                 self.syncing_now -= 1

@@ -119,7 +119,7 @@ def sync_all(
             failed(stopped(plan))
             progress.skipped()
             return
-        with progress.syncing(plan.stream) as done:
+        with progress.syncing() as synced:
             log_read(logger, plan)
             try:
                 if settings.dry_run:
@@ -127,7 +127,7 @@ def sync_all(
                 else:
                     previous = history.previous(plan.stream)
                     results[plan.stream] = syncer.sync(plan, previous, stats, started, reached)
-                done(ok=True)
+                synced()
             except (StreamRefused, StreamFailed) as error:
                 failed(str(error), refused=isinstance(error, StreamRefused))
             except (QuotaExhausted, PinterestScopeError) as wall:
