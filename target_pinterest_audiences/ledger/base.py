@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -147,6 +147,12 @@ class Ledger(ABC):
         """
         text = f"{SETTING} {self.describe()!r}: {what} failed ({error_detail(exc)})."
         return LedgerError(self._message(f"{text} {_REPAIRED}" if members else text, hide=hide))
+
+    def _execute(self, what: str, sql: str, params: Mapping[str, Any]) -> None:
+        """One statement in its own write transaction (not about membership: a failure says
+        ``what`` failed, nothing more)."""
+        with self._translated(what, members=False), self._write() as conn:
+            conn.execute(sa.text(sql), params)
 
     @contextmanager
     def _translated(
@@ -319,51 +325,43 @@ class Ledger(ABC):
         """
         if count == 0:
             return
-        with self._translated("noting uploaded records", members=False), self._write() as conn:
-            conn.execute(
-                sa.text(
-                    f"INSERT INTO {UPLOADS} (ad_account_id, list_key, accounted) "  # noqa: S608
-                    "VALUES (:a, :l, :n) ON CONFLICT (ad_account_id, list_key) DO UPDATE "
-                    f"SET accounted = COALESCE({UPLOADS}.accounted, 0) + excluded.accounted"
-                ),
-                {"a": ad_account_id, "l": list_key, "n": int(count)},
-            )
+        self._execute(
+            "noting uploaded records",
+            f"INSERT INTO {UPLOADS} (ad_account_id, list_key, accounted) "  # noqa: S608
+            "VALUES (:a, :l, :n) ON CONFLICT (ad_account_id, list_key) DO UPDATE "
+            f"SET accounted = COALESCE({UPLOADS}.accounted, 0) + excluded.accounted",
+            {"a": ad_account_id, "l": list_key, "n": int(count)},
+        )
 
     def settle_accounted(self, ad_account_id: str, list_key: str, accounted: int) -> None:
         """Set the tally of a list recorded before version 3 (left alone once it is set)."""
-        with self._translated("noting uploaded records", members=False), self._write() as conn:
-            conn.execute(
-                sa.text(
-                    f"UPDATE {UPLOADS} SET accounted = :n "  # noqa: S608
-                    "WHERE ad_account_id = :a AND list_key = :l AND accounted IS NULL"
-                ),
-                {"a": ad_account_id, "l": list_key, "n": int(accounted)},
-            )
+        self._execute(
+            "noting uploaded records",
+            f"UPDATE {UPLOADS} SET accounted = :n "  # noqa: S608
+            "WHERE ad_account_id = :a AND list_key = :l AND accounted IS NULL",
+            {"a": ad_account_id, "l": list_key, "n": int(accounted)},
+        )
 
     def note_warned(self, ad_account_id: str, list_key: str, records: int) -> None:
         """The uploads from elsewhere that the latest mirror warning named (0: none)."""
-        with self._translated("noting a warning", members=False), self._write() as conn:
-            conn.execute(
-                sa.text(
-                    f"INSERT INTO {UPLOADS} (ad_account_id, list_key, accounted, warned) "  # noqa: S608
-                    "VALUES (:a, :l, 0, :w) ON CONFLICT (ad_account_id, list_key) DO UPDATE "
-                    "SET warned = excluded.warned"
-                ),
-                {"a": ad_account_id, "l": list_key, "w": int(records)},
-            )
+        self._execute(
+            "noting a warning",
+            f"INSERT INTO {UPLOADS} (ad_account_id, list_key, accounted, warned) "  # noqa: S608
+            "VALUES (:a, :l, 0, :w) ON CONFLICT (ad_account_id, list_key) DO UPDATE "
+            "SET warned = excluded.warned",
+            {"a": ad_account_id, "l": list_key, "w": int(records)},
+        )
 
     def take_as_handled(self, ad_account_id: str, list_key: str, records: int) -> None:
         """The user removed the members a warning was about: its ``records`` are accounted
         for from now on, and no warning is pending."""
-        with self._translated("noting uploaded records", members=False), self._write() as conn:
-            conn.execute(
-                sa.text(
-                    f"UPDATE {UPLOADS} SET warned = 0, "  # noqa: S608
-                    "accounted = COALESCE(accounted, 0) + :n "
-                    "WHERE ad_account_id = :a AND list_key = :l"
-                ),
-                {"a": ad_account_id, "l": list_key, "n": int(records)},
-            )
+        self._execute(
+            "noting uploaded records",
+            f"UPDATE {UPLOADS} SET warned = 0, "  # noqa: S608
+            "accounted = COALESCE(accounted, 0) + :n "
+            "WHERE ad_account_id = :a AND list_key = :l",
+            {"a": ad_account_id, "l": list_key, "n": int(records)},
+        )
 
     # ---- what runs created ------------------------------------------------------------
 
@@ -376,27 +374,23 @@ class Ledger(ABC):
     def note_created(self, ad_account_id: str, kind: str, key: str, object_id: str | None) -> None:
         """The create landed as ``object_id`` (None: it was refused; nothing is pending)."""
         if object_id is None:
-            with self._translated("noting a create", members=False), self._write() as conn:
-                conn.execute(
-                    sa.text(
-                        f"DELETE FROM {CREATES} WHERE ad_account_id = :a AND kind = :k "  # noqa: S608
-                        "AND key = :n AND object_id IS NULL"
-                    ),
-                    {"a": ad_account_id, "k": kind, "n": key},
-                )
+            self._execute(
+                "noting a create",
+                f"DELETE FROM {CREATES} WHERE ad_account_id = :a AND kind = :k "  # noqa: S608
+                "AND key = :n AND object_id IS NULL",
+                {"a": ad_account_id, "k": kind, "n": key},
+            )
             return
         self._note_create(ad_account_id, kind, key, object_id)
 
     def _note_create(self, ad_account_id: str, kind: str, key: str, object_id: str | None) -> None:
-        with self._translated("noting a create", members=False), self._write() as conn:
-            conn.execute(
-                sa.text(
-                    f"INSERT INTO {CREATES} (ad_account_id, kind, key, object_id, noted_at) "  # noqa: S608
-                    "VALUES (:a, :k, :n, :o, :t) ON CONFLICT (ad_account_id, kind, key) DO UPDATE "
-                    "SET object_id = excluded.object_id, noted_at = excluded.noted_at"
-                ),
-                {"a": ad_account_id, "k": kind, "n": key, "o": object_id, "t": time.time()},
-            )
+        self._execute(
+            "noting a create",
+            f"INSERT INTO {CREATES} (ad_account_id, kind, key, object_id, noted_at) "  # noqa: S608
+            "VALUES (:a, :k, :n, :o, :t) ON CONFLICT (ad_account_id, kind, key) DO UPDATE "
+            "SET object_id = excluded.object_id, noted_at = excluded.noted_at",
+            {"a": ad_account_id, "k": kind, "n": key, "o": object_id, "t": time.time()},
+        )
 
     def created(self, ad_account_id: str, kind: str, key: str) -> Created | None:
         """What the runs sharing this ledger last created of ``kind`` by ``key`` (None: never)."""

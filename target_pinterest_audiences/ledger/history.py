@@ -129,11 +129,7 @@ class LedgerHistory:
         values.pop("id")
         for name in _JSON_COLUMNS:
             values[name] = json.dumps(dict(values[name]), sort_keys=True)
-        import sqlalchemy as sa
-
-        led = self._ledger
-        with led._translated("writing the run history", members=False), led._write() as conn:
-            conn.execute(sa.text(_INSERT), values)
+        self._ledger._execute("writing the run history", _INSERT, values)
 
     def last(self, ad_account_id: str, stream: str, *, with_list: bool = False) -> RunRecord | None:
         """The stream's latest run in this ad account (`with_list`: the latest that named its
