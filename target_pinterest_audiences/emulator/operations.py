@@ -133,12 +133,11 @@ class Operations:
             status, size = matching.audience_figures(
                 c, now=self.clock(), minimum=self.options.min_matched_users
             )
-            status = a.status or status  # a removed audience stays REMOVED
         elif a.audience_type == "ACTALIKE":
             status, size = matching.lookalike_figures(
                 a.rule, a.created_timestamp, now=self.clock(), delay=self.options.matching_delay
             )
-            status = a.status or status
+        status = a.status or status  # a removed audience stays REMOVED
         return {
             "ad_account_id": a.ad_account_id,
             "audience_type": a.audience_type,

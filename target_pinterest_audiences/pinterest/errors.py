@@ -143,9 +143,8 @@ class PinterestScopeError(PinterestAuthError):
     ) -> None:
         self.call = call
         self.scope = scope
-        self.settings = ("access_token", "refresh_token")
-        if status == 403:
-            self.settings = (account_setting, *self.settings)
+        tokens = ("access_token", "refresh_token")
+        self.settings = (account_setting, *tokens) if status == 403 else tokens
         self.status = status
         self.code = code
         self.api_message = api_message
@@ -356,6 +355,10 @@ def _account_not_found_hint(ad_account_id: str, api_url: str, account_setting: s
     return f"{hint}. api_url should end in /v5, as in {PINTEREST_API_URL}"
 
 
+# How a 404's hint names the object a call was about (default: "<kind> id").
+_NAMED_AS = {"customer list": "segment_id / customer list id", "lookalike": "seed audience"}
+
+
 def refusal_hint(
     status: int,
     *,
@@ -370,13 +373,9 @@ def refusal_hint(
     if status == 404:
         if subject is None or str(code) == "2":
             return _account_not_found_hint(ad_account_id, api_url, account_setting)
-        if subject.kind == "lookalike":
-            return f"Check the seed audience {subject.id}: it does not exist in ad account " + (
-                f"{ad_account_id} (or {account_setting} is wrong)"
-            )
-        what = "segment_id / customer list" if subject.kind == "customer list" else subject.kind
+        what = _NAMED_AS.get(subject.kind, f"{subject.kind} id")
         return (
-            f"Check the {what} id {subject.id}: it does not exist in ad account "
+            f"Check the {what} {subject.id}: it does not exist in ad account "
             f"{ad_account_id} (or {account_setting} is wrong)"
         )
     if status == 400 and subject is not None and subject.kind == "lookalike":
