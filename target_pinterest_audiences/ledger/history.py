@@ -26,7 +26,13 @@ from target_pinterest_audiences.ledger.schema import (
     SCHEMA_VERSION,
     stored_version,
 )
-from target_pinterest_audiences.ledger.url import SETTING, describe_url, parse_ledger_url
+from target_pinterest_audiences.ledger.url import (
+    SETTING,
+    connect_args,
+    describe_url,
+    parse_ledger_url,
+    require_psycopg,
+)
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -167,8 +173,6 @@ def read_history(
         return []
     arguments = {}
     if postgres:
-        from target_pinterest_audiences.ledger.postgres import connect_args, require_psycopg
-
         require_psycopg(parsed)
         arguments = connect_args(parsed)
     engine = sa.create_engine(parsed, connect_args=arguments)

@@ -14,7 +14,6 @@ import hashlib
 import struct
 import threading
 import time
-import typing as t
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -23,7 +22,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from target_pinterest_audiences.ledger.base import Ledger
 from target_pinterest_audiences.ledger.blobs import DIGEST_SIZE, split
-from target_pinterest_audiences.ledger.errors import LedgerBusy, LedgerError
+from target_pinterest_audiences.ledger.errors import LedgerBusy
 from target_pinterest_audiences.ledger.schema import (
     CREATES,
     MEMBERS,
@@ -33,7 +32,7 @@ from target_pinterest_audiences.ledger.schema import (
     Schema,
     runs_ddl,
 )
-from target_pinterest_audiences.ledger.url import SETTING, describe_url
+from target_pinterest_audiences.ledger.url import connect_args, require_psycopg
 
 SCHEMA = Schema(
     meta=f"CREATE TABLE IF NOT EXISTS {META} (key text PRIMARY KEY, value text NOT NULL)",
@@ -61,24 +60,6 @@ _KNOWN = (
 
 # Arbitrary constant used to serialise schema creation.
 _SCHEMA_LOCK_KEY = 0x7470_615F_6C65_6467  # "tpa_ledg"
-
-
-def require_psycopg(url: URL) -> t.Any:
-    """The psycopg 3 module, or a LedgerError saying how to install it."""
-    try:
-        import psycopg
-    except ImportError:
-        raise LedgerError(
-            f"{SETTING} {describe_url(url)!r}: PostgreSQL needs psycopg 3: "
-            "pip install 'target-pinterest-audiences[postgres]'"
-        ) from None
-    return psycopg
-
-
-def connect_args(url: URL) -> dict[str, t.Any]:
-    """A database that went away fails a call within seconds instead of hanging it (unless
-    the URL sets its own ``connect_timeout``)."""
-    return {} if "connect_timeout" in url.query else {"connect_timeout": 10}
 
 
 class PostgresLedger(Ledger):

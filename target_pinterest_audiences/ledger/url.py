@@ -1,4 +1,5 @@
-"""What ``ledger_url`` may say: an SQLAlchemy URL of a SQLite file or a PostgreSQL database."""
+"""What ``ledger_url`` may say: an SQLAlchemy URL of a SQLite file or a PostgreSQL database;
+what connecting to PostgreSQL needs."""
 
 from __future__ import annotations
 
@@ -66,3 +67,21 @@ def parse_ledger_url(raw: str | None, base_dir: Path) -> URL:
 def describe_url(url: URL) -> str:
     """The URL with its password hidden, for messages."""
     return url.render_as_string(hide_password=True)
+
+
+def require_psycopg(url: URL) -> t.Any:
+    """The psycopg 3 module, or a LedgerError saying how to install it."""
+    try:
+        import psycopg
+    except ImportError:
+        raise LedgerError(
+            f"{SETTING} {describe_url(url)!r}: PostgreSQL needs psycopg 3: "
+            "pip install 'target-pinterest-audiences[postgres]'"
+        ) from None
+    return psycopg
+
+
+def connect_args(url: URL) -> dict[str, t.Any]:
+    """A database that went away fails a call within seconds instead of hanging it (unless
+    the URL sets its own ``connect_timeout``)."""
+    return {} if "connect_timeout" in url.query else {"connect_timeout": 10}
